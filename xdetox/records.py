@@ -1,0 +1,39 @@
+"""Field names of the files that pass between stages. Users read these with pandas: keep stable.
+
+Generations (JSON lines, one per sample):
+    model, prompt_id, language, prompt, sample_index, text, n_tokens, finish_reason
+Scores (JSON lines): the generation fields plus
+    scorer: str, scores: {attribute: float | None}, score_errors: {attribute: reason} (optional)
+A score the scorer could not produce is ``None`` (JSON null), never 0.
+"""
+
+from __future__ import annotations
+
+GENERATION_FIELDS: tuple[str, ...] = (
+    "model",
+    "prompt_id",
+    "language",
+    "prompt",
+    "sample_index",
+    "text",
+)
+SCORE_FIELDS: tuple[str, ...] = (*GENERATION_FIELDS, "scorer", "scores")
+
+# Perspective API attribute names, used by every scorer so that metrics do not care which one ran.
+TOXICITY = "TOXICITY"
+ATTRIBUTES: tuple[str, ...] = (
+    "TOXICITY",
+    "SEVERE_TOXICITY",
+    "IDENTITY_ATTACK",
+    "INSULT",
+    "PROFANITY",
+    "THREAT",
+)
+
+# Prompts after preparation (JSON lines): prompt_id, language, prompt (+ any source fields).
+PROMPT_FIELDS: tuple[str, ...] = ("prompt_id", "language", "prompt")
+
+# Preference pairs after preparation (JSON lines): what TRL's DPOTrainer reads.
+PAIR_FIELDS: tuple[str, ...] = ("prompt", "chosen", "rejected")
+
+BASE_LABEL = "base"

@@ -1,0 +1,53 @@
+# Two commands for a newcomer: `make run` and `make test`. Both create the environment first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+TOOLS  ?= .venv-tools
+# The CPU build of torch; a plain `torch` requirement would pull several GB of CUDA wheels.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: run test lint format tools compile clean help
+
+help:
+	@echo "make run      run the detox pipeline locally on the embedded toy setup"
+	@echo "make test     run the whole test suite"
+	@echo "make lint     ruff"
+	@echo "make compile  compile the pipeline to detox.yaml"
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+venv: $(BIN)/.installed
+
+# Static checkers with pinned dependencies of their own (checkov) live in a separate venv.
+$(TOOLS)/.installed: tools/lint-requirements.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet -r tools/lint-requirements.txt
+	touch $@
+
+tools: $(TOOLS)/.installed
+
+run: $(BIN)/.installed
+	$(BIN)/xdetox run
+
+test: $(BIN)/.installed $(TOOLS)/.installed
+	$(BIN)/ruff check .
+	XDETOX_TOOLS_BIN=$(abspath $(TOOLS))/bin $(BIN)/pytest -q
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(BIN)/.installed
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+compile: $(BIN)/.installed
+	$(BIN)/xdetox compile -o detox.yaml
+
+clean:
+	rm -rf $(VENV) $(TOOLS) runs .pytest_cache .ruff_cache

@@ -1,0 +1,33 @@
+"""KFP component: sample continuations for one language's prompts with one model."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Model, Output
+
+from components.images import GENERATE_IMAGE
+
+
+@dsl.component(base_image=GENERATE_IMAGE, install_kfp_package=False)
+def generate(
+    model: Input[Model],
+    prompts: Input[Dataset],
+    language: str,
+    model_label: str,
+    generation: dict,
+    generations: Output[Dataset],
+):
+    """Write generation JSON lines (one per sample) for ``language``."""
+    from components.generate.hf_backend import generate_file
+    from xdetox.config import GenerationConfig, validate_section
+
+    config = validate_section(GenerationConfig, generation, "pipeline parameter 'generation'")
+    n = generate_file(
+        model.path,
+        prompts.path,
+        generations.path,
+        model_label=model_label,
+        config=config,
+        language=language,
+    )
+    generations.metadata.update(
+        {"xdetox_kind": "generations", "language": language, "model": model_label, "n": n}
+    )

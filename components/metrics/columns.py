@@ -1,0 +1,76 @@
+"""Column names of the per-language metrics table (``metrics.csv``).
+
+Kept apart from the computations so that the report stage can validate and read metrics tables
+without importing torch or transformers.
+"""
+
+from __future__ import annotations
+
+from xdetox.records import ATTRIBUTES
+
+MODEL = "model"
+LANGUAGE = "language"
+KEY_COLUMNS: tuple[str, ...] = (MODEL, LANGUAGE)
+
+# Columns every metrics table has (the report refuses a table without them).
+REQUIRED_COLUMNS: tuple[str, ...] = (
+    MODEL,
+    LANGUAGE,
+    "scorer",
+    "n_prompts",
+    "n_samples",
+    "n_missing",
+    "expected_max_toxicity",
+    "toxicity_probability",
+    "avg_toxicity",
+    "perplexity",
+    "dist_1",
+    "dist_2",
+    "dist_3",
+)
+
+# The headline toxicity metrics (RealToxicityPrompts / XG definitions); lower is better.
+TOXICITY_METRICS: tuple[str, ...] = (
+    "expected_max_toxicity",
+    "toxicity_probability",
+    "avg_toxicity",
+)
+FLUENCY_METRICS: tuple[str, ...] = ("perplexity",)
+DIVERSITY_METRICS: tuple[str, ...] = ("dist_1", "dist_2", "dist_3")
+
+
+def pct_column(attribute: str) -> str:
+    """Percent (0–100) of scored samples whose ``attribute`` score is >= the threshold."""
+    return f"pct_{attribute}_ge_thr"
+
+
+def count_column(attribute: str) -> str:
+    """Number of samples whose ``attribute`` score is >= the threshold."""
+    return f"count_{attribute}_ge_thr"
+
+
+def scored_column(attribute: str) -> str:
+    """Number of samples that have a (non-null) score for ``attribute``: the pct denominator."""
+    return f"n_scored_{attribute}"
+
+
+def attribute_columns(columns: list[str] | tuple[str, ...]) -> list[str]:
+    """The attributes (in ``ATTRIBUTES`` order) for which ``columns`` holds a pct column."""
+    present = set(columns)
+    return [attr for attr in ATTRIBUTES if pct_column(attr) in present]
+
+
+def is_count_column(name: str) -> bool:
+    """Counts add up across languages (the ``ALL`` row sums them instead of averaging)."""
+    return name.startswith(("n_", "count_"))
+
+
+# Non-numeric descriptive columns: copied, never averaged.
+TEXT_COLUMNS: tuple[str, ...] = (
+    "scorer",
+    "perplexity_method",
+    "perplexity_model",
+    "diversity_tokenizer",
+)
+# Settings under which the metrics were computed: must agree across rows that are averaged.
+SETTING_COLUMNS: tuple[str, ...] = ("threshold",)

@@ -1,0 +1,107 @@
+"""Distinct-n diversity of generations, as XG computes it.
+
+For each prompt, over all of its samples tokenized with one tokenizer: the number of unique
+n-grams divided by the **total number of unigram tokens** of those samples (the same denominator
+for n = 1, 2, 3, so dist-2 and dist-3 are not normalised by their own n-gram counts); then the
+mean over prompts. n-grams never cross from one sample into the next.
+
+Empty samples contribute no tokens. A prompt whose samples have no tokens at all has no ratio:
+it is skipped (not counted as 0) and reported in ``n_prompts_no_tokens``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from xdetox.errors import ConfigError
+
+Tokenize = Callable[[str], Sequence[Hashable]]
+"""A tokenizer for distinct-n: text -> tokens (strings or token ids)."""
+
+NS: tuple[int, ...] = (1, 2, 3)
+
+
+def whitespace_tokenize(text: str) -> list[str]:
+    """Split on runs of whitespace (useless for languages written without spaces: zh, ja)."""
+    return text.split()
+
+
+def load_tokenizer(spec: str, model_dir: str | Path | None = None) -> Tokenize:
+    """Return the tokenizer that ``metrics.diversity_tokenizer`` names.
+
+    ``"whitespace"``: :func:`whitespace_tokenize`. ``"model"``: the ``AutoTokenizer`` saved in
+    ``model_dir`` (the base model). Anything else: a tokenizer folder or id for
+    ``AutoTokenizer.from_pretrained`` (XG used the mT5 tokenizer). Model tokenizers are called
+    without special tokens, so a BOS/EOS token does not count as a word of every sample.
+    """
+    if spec == "whitespace":
+        return whitespace_tokenize
+    if spec == "model":
+        if model_dir is None:
+            raise ConfigError(
+                "metrics.diversity_tokenizer: 'model' needs the model folder (model_dir); "
+                "give one, or set 'whitespace' or a tokenizer path"
+            )
+        source = str(model_dir)
+    else:
+        source = spec
+    from transformers import AutoTokenizer  # heavy import, only when a model tokenizer is used
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"metrics.diversity_tokenizer: cannot load tokenizer from {source!r} ({first_line})"
+        ) from None
+
+    def tokenize(text: str) -> list[int]:
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    return tokenize
+
+
+def distinct_n(samples: Iterable[Sequence[Hashable]], ns: Sequence[int] = NS) -> dict[int, float]:
+    """Distinct-n of one prompt's tokenized samples: unique n-grams / total unigram tokens.
+
+    Returns ``{n: ratio}``; every ratio is NaN when the samples hold no tokens.
+    """
+    total = 0
+    unique: dict[int, set[tuple[Hashable, ...]]] = {n: set() for n in ns}
+    for tokens in samples:
+        tokens = list(tokens)
+        total += len(tokens)
+        for n in ns:
+            # Within one sample only: n-grams do not span sample boundaries.
+            unique[n].update(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+    if total == 0:
+        return {n: math.nan for n in ns}
+    return {n: len(unique[n]) / total for n in ns}
+
+
+def diversity_metrics(
+    table: pd.DataFrame, tokenize: Tokenize, ns: Sequence[int] = NS
+) -> pd.DataFrame:
+    """One row per (model, language): ``dist_<n>`` (mean over prompts) and
+    ``n_prompts_no_tokens`` (prompts skipped because their samples had no tokens)."""
+    rows = []
+    groups = table.groupby(["model", "language", "prompt_id"], sort=True)["text"]
+    per_prompt: dict[tuple[str, str], list[dict[int, float]]] = {}
+    for (model, language, _prompt_id), texts in tqdm(
+        groups, desc="distinct-n", unit=" prompts", disable=None, total=groups.ngroups
+    ):
+        ratios = distinct_n((tokenize(text) for text in texts), ns)
+        per_prompt.setdefault((model, language), []).append(ratios)
+    for (model, language), prompt_ratios in per_prompt.items():
+        row: dict[str, object] = {"model": model, "language": language}
+        kept = [r for r in prompt_ratios if not math.isnan(r[ns[0]])]
+        for n in ns:
+            row[f"dist_{n}"] = sum(r[n] for r in kept) / len(kept) if kept else math.nan
+        row["n_prompts_no_tokens"] = len(prompt_ratios) - len(kept)
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,98 @@
+"""The metrics stage: score files in, one row per (model, language) out (``metrics.csv``).
+
+Columns: ``model, language, scorer``; toxicity (``n_prompts, n_samples, n_missing,
+n_prompts_unscored, expected_max_toxicity(_std), toxicity_probability`` (fraction),
+``avg_toxicity, threshold``, and per attribute ``n_scored_<A>, count_<A>_ge_thr,
+pct_<A>_ge_thr`` (percent)); fluency (``perplexity`` = median, ``perplexity_q1/_q3/_mean,
+n_ppl_scored, n_ppl_dropped, n_ppl_empty, perplexity_method, perplexity_model``); diversity
+(``dist_1..3, n_prompts_no_tokens, diversity_tokenizer``).
+
+Perplexity of *all* models' generations is measured under ``model_dir`` — the base model — so
+base and tuned numbers share one scale. Without ``model_dir``, or with ``perplexity: false``, the
+perplexity columns are empty (NaN), not 0.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from components.metrics.columns import REQUIRED_COLUMNS
+from components.metrics.diversity import diversity_metrics, load_tokenizer
+from components.metrics.perplexity import perplexity_metrics
+from components.metrics.read_scores import read_scores
+from components.metrics.toxicity import toxicity_metrics
+from xdetox.config import MetricsConfig
+from xdetox.files import atomic_path
+from xdetox.records import BASE_LABEL
+
+_PERPLEXITY_COLUMNS = (
+    "perplexity",
+    "perplexity_q1",
+    "perplexity_q3",
+    "perplexity_mean",
+    "n_ppl_scored",
+    "n_ppl_dropped",
+    "n_ppl_empty",
+    "perplexity_method",
+    "perplexity_model",
+)
+
+
+def sort_rows(df: pd.DataFrame, baseline: str = BASE_LABEL) -> pd.DataFrame:
+    """Baseline model first, then the other models by name; languages by name within each."""
+    order = df["model"].map(lambda m: (m != baseline, m))
+    return (
+        df.assign(_order=order)
+        .sort_values(["_order", "language"], kind="stable")
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )
+
+
+def compute_metrics(
+    score_files: list[str | Path],
+    config: MetricsConfig,
+    *,
+    model_dir: str | Path | None = None,
+    batch_size: int = 16,
+    device: str | None = None,
+) -> pd.DataFrame:
+    """Per-(model, language) metrics of the samples in ``score_files`` (see module docstring).
+
+    ``model_dir`` is the base model: it measures perplexity and, with
+    ``diversity_tokenizer: model``, tokenizes for distinct-n. ``batch_size``/``device`` only
+    affect the perplexity forward passes.
+    """
+    table = read_scores(score_files)
+    tokenizer_spec = config.diversity_tokenizer
+    tokenize = load_tokenizer(tokenizer_spec, model_dir)  # fail early, before the slow parts
+
+    metrics = toxicity_metrics(table, config.threshold)
+    diversity = diversity_metrics(table, tokenize)
+    diversity["diversity_tokenizer"] = (
+        f"model ({model_dir})" if tokenizer_spec == "model" else tokenizer_spec
+    )
+    metrics = metrics.merge(diversity, on=["model", "language"], how="left", validate="1:1")
+
+    if config.perplexity and model_dir is not None:
+        fluency = perplexity_metrics(
+            table, model_dir, max_perplexity=config.max_perplexity, batch_size=batch_size,
+            device=device,
+        )  # fmt: skip
+        metrics = metrics.merge(fluency, on=["model", "language"], how="left", validate="1:1")
+    else:
+        for column in _PERPLEXITY_COLUMNS:
+            text = column in ("perplexity_method", "perplexity_model")
+            metrics[column] = None if text else math.nan
+    missing = [c for c in REQUIRED_COLUMNS if c not in metrics.columns]
+    assert not missing, f"metrics table lacks {missing}"  # a bug here, not a user error
+    return sort_rows(metrics)
+
+
+def write_metrics_csv(df: pd.DataFrame, path: str | Path) -> None:
+    """Write the metrics table as CSV atomically (missing values as empty cells)."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)

@@ -1,0 +1,243 @@
+"""Fluency: perplexity of each continuation given its prompt.
+
+Variant used (``perplexity_method = "causal-conditional"``): the prompt and the continuation are
+fed to a causal LM as one sequence; only the continuation's tokens are targets, the prompt is
+context. Perplexity = exp(mean negative log-likelihood of the continuation tokens). This is the
+"cleaner conditional perplexity" of REFERENCE.md §2, used instead of XG's mT5 approximation
+(whose formula is kept below as :func:`xg_seq2seq_loss`, a pure function, for comparison).
+
+Whose model: the generations of *every* model (base and tuned) are measured under the same
+*base* model, so the numbers compare fluency on one scale (a tuned model judging its own text
+would reward its own drift). XG used an external model (mT5-XL) for the same reason.
+
+Per (model, language), as XG reports: the median (``perplexity``), Q1, Q3 and mean over samples.
+Empty generations are skipped (``n_ppl_empty``); perplexities >= ``max_perplexity`` (1e4) or not
+finite are dropped as degenerate (``n_ppl_dropped``). Nothing missing is ever reported as 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from xdetox.errors import DataError
+
+PERPLEXITY_METHOD = "causal-conditional"
+
+
+# --------------------------------------------------------------------------------------------
+# XG's seq2seq approximation (pure arithmetic; the mT5 model path is not implemented here)
+# --------------------------------------------------------------------------------------------
+def xg_seq2seq_loss(loss_full: float, n_full: int, loss_prompt: float, n_prompt: int) -> float:
+    """XG's continuation loss from two mean losses of an encoder-decoder (mT5).
+
+    ``loss_full``/``n_full``: mean loss and label length of ``prompt + continuation`` fed as both
+    encoder input and labels; ``loss_prompt``/``n_prompt``: the same for the prompt alone. The
+    continuation's loss is taken as
+    ``(L_full·(n_full−1) − L_prompt·(n_prompt−1)) / (n_full − n_prompt)``: total minus prompt
+    loss, spread over the continuation's length. It is an approximation: the encoder sees the
+    whole text, so the "targets" are copied rather than predicted.
+    """
+    if n_full <= n_prompt:
+        raise ValueError(f"n_full ({n_full}) must exceed n_prompt ({n_prompt})")
+    return (loss_full * (n_full - 1) - loss_prompt * (n_prompt - 1)) / (n_full - n_prompt)
+
+
+def xg_seq2seq_perplexity(loss_full: float, n_full: int, loss_prompt: float, n_prompt: int) -> float:
+    """``exp`` of :func:`xg_seq2seq_loss`."""
+    return math.exp(xg_seq2seq_loss(loss_full, n_full, loss_prompt, n_prompt))
+
+
+# --------------------------------------------------------------------------------------------
+# Causal conditional perplexity
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Encoded:
+    context: list[int]
+    target: list[int]
+
+
+def load_causal_lm(model_dir: str | Path, device: str | None = None) -> tuple[Any, Any, str]:
+    """``(model, tokenizer, device)`` from a saved model folder, in eval mode.
+
+    fp32 on CPU; on a GPU the dtype the checkpoint was saved in (log-softmax is done in fp32).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        model = AutoModelForCausalLM.from_pretrained(
+            str(model_dir), dtype=torch.float32 if device == "cpu" else "auto"
+        )
+    except (OSError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"cannot load a causal LM for perplexity ({first_line})", model_dir) from None
+    model.to(device)
+    model.eval()
+    return model, tokenizer, device
+
+
+def _max_positions(model: Any) -> int | None:
+    config = model.config
+    for name in ("max_position_embeddings", "n_positions", "n_ctx", "seq_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None  # e.g. ALiBi models (BLOOM): no hard limit
+
+
+def _encode(tokenizer: Any, prompt: str, text: str, limit: int | None) -> _Encoded | None:
+    """Token ids of the prompt (context) and continuation (targets); None when nothing to score.
+
+    Prompt and continuation are tokenized separately, as they were at generation time (the
+    prompt was encoded, new tokens appended): joint tokenization could merge tokens across the
+    boundary. The prompt gets the tokenizer's special tokens (e.g. Llama's BOS), the
+    continuation none.
+    """
+    if not text.strip():
+        return None
+    target = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    context = list(tokenizer(prompt)["input_ids"]) if prompt else []
+    if not context:
+        # The first target needs something to be predicted from: BOS, else GPT-2's EOS
+        # (<|endoftext|> starts documents there), else the first token becomes context.
+        start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else None
+        start = start if start is not None else tokenizer.eos_token_id
+        if start is not None:
+            context = [start]
+        else:
+            context, target = target[:1], target[1:]
+    if not target:
+        return None
+    if limit is not None and len(context) + len(target) > limit:
+        target = target[: limit - 1]  # generations are short: this only guards odd inputs
+        context = context[-(limit - len(target)) :]  # keep the prompt's end, nearest the text
+    return _Encoded(context, target)
+
+
+def conditional_perplexities(
+    model: Any,
+    tokenizer: Any,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    batch_size: int = 16,
+    device: str | None = None,
+    desc: str = "perplexity",
+) -> list[float]:
+    """Perplexity of each ``(prompt, continuation)`` under a causal LM; NaN where the
+    continuation is empty (no tokens to score).
+
+    Sequences are right-padded with an attention mask: the real tokens keep positions
+    0..L-1 (so GPT-2's absolute position ids need no correction) and, with causal attention,
+    padding after a token cannot change its logits. Sorting by length keeps padding small;
+    identical pairs are computed once.
+    """
+    import torch
+
+    if batch_size <= 0:
+        raise ValueError("batch_size must be positive")
+    device = device or str(next(model.parameters()).device)
+    limit = _max_positions(model)
+    pad_id = tokenizer.pad_token_id
+    if pad_id is None:
+        pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+
+    unique = list(dict.fromkeys(pairs))
+    encoded = {pair: _encode(tokenizer, pair[0], pair[1], limit) for pair in unique}
+    todo = sorted(
+        (pair for pair in unique if encoded[pair] is not None),
+        key=lambda p: len(encoded[p].context) + len(encoded[p].target),
+        reverse=True,
+    )
+    result: dict[tuple[str, str], float] = {}
+    batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+    with torch.no_grad():
+        for batch in tqdm(batches, desc=desc, unit=" batches", disable=None):
+            items = [encoded[pair] for pair in batch]
+            lengths = [len(e.context) + len(e.target) for e in items]
+            width = max(lengths)
+            ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(items), width), dtype=torch.long)
+            rows, positions = [], []
+            for b, (item, length) in enumerate(zip(items, lengths, strict=True)):
+                ids[b, :length] = torch.tensor(item.context + item.target)
+                mask[b, :length] = 1
+                # Token at position t is predicted by the logits at t - 1.
+                start = len(item.context)
+                rows.extend([b] * len(item.target))
+                positions.extend(range(start, length))
+            ids, mask = ids.to(device), mask.to(device)
+            logits = model(input_ids=ids, attention_mask=mask).logits
+            row_idx = torch.tensor(rows, device=logits.device)
+            pos_idx = torch.tensor(positions, device=logits.device)
+            # Only the target positions go through log-softmax (in fp32): vocabularies of
+            # 250k tokens make the full (batch, length, vocab) tensor in fp32 too large.
+            log_probs = torch.log_softmax(logits[row_idx, pos_idx - 1].float(), dim=-1)
+            token_lp = log_probs.gather(1, ids[row_idx, pos_idx].unsqueeze(1)).squeeze(1)
+            sums = torch.zeros(len(items), dtype=torch.float64, device=logits.device)
+            sums.index_add_(0, row_idx, token_lp.double())
+            for b, pair in enumerate(batch):
+                n_targets = len(items[b].target)
+                result[pair] = math.exp(-sums[b].item() / n_targets)
+    return [result.get(pair, math.nan) for pair in pairs]
+
+
+def summarize_perplexities(values: Sequence[float], max_perplexity: float = 1e4) -> dict[str, Any]:
+    """XG's per-language summary of sample perplexities (NaN entries = empty, skipped)."""
+    array = np.asarray(values, dtype=float)
+    measured = array[~np.isnan(array)]
+    keep = measured[np.isfinite(measured) & (measured < max_perplexity)]
+    row: dict[str, Any] = {
+        "n_ppl_empty": int(np.isnan(array).sum()),
+        "n_ppl_dropped": int(len(measured) - len(keep)),
+        "n_ppl_scored": len(keep),
+    }
+    if len(keep):
+        q1, median, q3 = np.percentile(keep, [25, 50, 75])
+        row.update(
+            perplexity=float(median),
+            perplexity_q1=float(q1),
+            perplexity_q3=float(q3),
+            perplexity_mean=float(keep.mean()),
+        )
+    else:
+        row.update(
+            perplexity=math.nan, perplexity_q1=math.nan, perplexity_q3=math.nan,
+            perplexity_mean=math.nan,
+        )  # fmt: skip
+    return row
+
+
+def perplexity_metrics(
+    table: pd.DataFrame,
+    model_dir: str | Path,
+    *,
+    max_perplexity: float = 1e4,
+    batch_size: int = 16,
+    device: str | None = None,
+) -> pd.DataFrame:
+    """One row per (model, language) of ``table`` (from ``read_scores``): every sample's
+    continuation measured under the causal LM in ``model_dir`` (the base model)."""
+    model, tokenizer, device = load_causal_lm(model_dir, device)
+    rows = []
+    for (name, language), group in table.groupby(["model", "language"], sort=True):
+        pairs = list(zip(group["prompt"], group["text"], strict=True))
+        values = conditional_perplexities(
+            model, tokenizer, pairs, batch_size=batch_size, device=device,
+            desc=f"perplexity {name}/{language}",
+        )  # fmt: skip
+        row: dict[str, Any] = {"model": name, "language": language}
+        row.update(summarize_perplexities(values, max_perplexity))
+        row["perplexity_method"] = PERPLEXITY_METHOD
+        row["perplexity_model"] = str(model_dir)
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,24 @@
+"""KFP component: normalise evaluation prompts (RTP-LX, RTP, JSONL, CSV) for all languages."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Output
+
+from components.images import BASE_IMAGE
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def prepare_prompts(source: str, languages: list, data: dict, prompts: Output[Dataset]):
+    """Write one prompts JSON-lines file holding every requested language."""
+    from components.prepare_prompts.prompts import prepare_prompts as prepare
+    from xdetox.config import DataConfig, validate_section
+
+    config = validate_section(DataConfig, data, "pipeline parameter 'data'")
+    counts = prepare(
+        source,
+        prompts.path,
+        languages=list(languages),
+        max_per_language=config.max_prompts_per_language,
+        seed=config.seed,
+    )
+    prompts.metadata.update({f"n_{lang}": n for lang, n in counts.items()})
+    prompts.metadata["source"] = source

@@ -1,0 +1,148 @@
+"""Prepare evaluation prompts: read any supported source, keep the requested languages,
+subsample deterministically, and write one normalised JSON-lines file.
+
+Output lines: ``prompt_id``, ``language``, ``prompt``, ``source_file`` and, where the source has
+them, ``prompt_toxicity`` (+ ``prompt_toxicity_scale``, since RTP-LX annotates on 1–5 and
+RealToxicityPrompts carries a Perspective probability) and ``challenging`` (RTP).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+
+from components.prepare_prompts.languages import normalise_language
+from components.prepare_prompts.readers import SourcePrompt, read_prompt_file
+from xdetox.errors import ConfigError, DataError, XdetoxError
+from xdetox.files import write_jsonl
+
+log = logging.getLogger(__name__)
+
+SOURCE_SUFFIXES = (".json", ".jsonl", ".csv")
+
+
+def resolve_source(source: str | Path) -> Path:
+    """Map the config's ``data.prompts`` value to a local path (``"toy"`` → the shipped file)."""
+    text = str(source)
+    if text == "toy":
+        # Imported here: the toy package is optional for users who bring their own prompts.
+        from xdetox.toy import toy_prompts_path
+
+        return Path(toy_prompts_path())
+    if text.startswith("gs://"):
+        raise XdetoxError(
+            f"{text}: gs:// prompt sources need google-cloud-storage support, which this stage "
+            "does not have yet; copy the files to a local folder or pass them as an artifact"
+        )
+    path = Path(text)
+    if not path.exists():
+        raise DataError("prompt source not found", path)
+    return path
+
+
+def source_files(path: Path) -> list[Path]:
+    """The files a source stands for: itself, or every json/jsonl/csv file in the folder."""
+    if path.is_file():
+        return [path]
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SOURCE_SUFFIXES)
+    if not files:
+        raise DataError(f"no {'/'.join(SOURCE_SUFFIXES)} files in folder", path)
+    return files
+
+
+def _read_all(files: Iterable[Path], default_language: str | None) -> list[SourcePrompt]:
+    items: list[SourcePrompt] = []
+    seen: dict[str, SourcePrompt] = {}
+    for path in files:
+        for item in read_prompt_file(path, default_language):
+            pid = item.record["prompt_id"]
+            first = seen.get(pid)
+            if first is not None:
+                raise DataError(
+                    f"duplicate prompt_id {pid!r} (first seen at {first.path}:{first.line})",
+                    item.path,
+                    item.line,
+                )
+            seen[pid] = item
+            items.append(item)
+    return items
+
+
+def _normalise_requested(languages: list[str]) -> list[str]:
+    if not languages:
+        raise ConfigError("data.languages: empty list")
+    out: list[str] = []
+    for code in languages:
+        try:
+            norm = normalise_language(code)
+        except ValueError as exc:
+            raise ConfigError(f"data.languages: {exc}") from None
+        if norm not in out:
+            out.append(norm)
+    return out
+
+
+def subsample(items: list[SourcePrompt], k: int | None, seed: int) -> list[SourcePrompt]:
+    """Up to ``k`` items, chosen with ``random.Random(seed)``, kept in their original order.
+
+    A fresh generator per language (same seed) means a language's sample does not change when
+    other languages are added to or removed from the request.
+    """
+    if k is None or len(items) <= k:
+        return list(items)
+    chosen = sorted(random.Random(seed).sample(range(len(items)), k))
+    return [items[i] for i in chosen]
+
+
+def prepare_prompts(
+    source: str | Path,
+    output_path: str | Path,
+    *,
+    languages: list[str],
+    max_per_language: int | None,
+    seed: int,
+    default_language: str | None = None,
+) -> dict[str, int]:
+    """Write the normalised prompts of ``languages`` to ``output_path``; return counts per language.
+
+    Output is sorted by language, then by original order (file order, then line order). Every
+    problem with the input raises before anything is written.
+    """
+    if max_per_language is not None and max_per_language <= 0:
+        raise ConfigError(f"data.max_prompts_per_language: must be > 0, got {max_per_language}")
+    wanted = _normalise_requested(languages)
+    default = None
+    if default_language is not None:
+        try:
+            default = normalise_language(default_language)
+        except ValueError as exc:
+            raise ConfigError(f"default_language: {exc}") from None
+
+    path = resolve_source(source)
+    items = _read_all(source_files(path), default)
+
+    by_language: dict[str, list[SourcePrompt]] = defaultdict(list)
+    for item in items:
+        by_language[item.language].append(item)
+
+    missing = [lang for lang in wanted if lang not in by_language]
+    if missing:
+        raise DataError(
+            f"no prompts for requested language(s) {', '.join(missing)} "
+            f"(found: {', '.join(sorted(by_language)) or 'none'})",
+            path,
+        )
+
+    counts: dict[str, int] = {}
+    records: list[dict] = []
+    for lang in sorted(wanted):
+        kept = subsample(by_language[lang], max_per_language, seed)
+        counts[lang] = len(kept)
+        records.extend(item.record for item in kept)
+
+    write_jsonl(output_path, records)
+    log.info("prepared %d prompts from %s: %s", len(records), path, counts)
+    return counts

@@ -1,0 +1,50 @@
+"""KFP component: aggregate per-language metrics and render the HTML/Markdown report."""
+
+from typing import List  # noqa: UP035  KFP's signature parser needs typing.List
+
+from kfp import dsl
+from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Output
+
+from components.images import BASE_IMAGE
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def report(
+    tables: Input[List[Dataset]],  # noqa: UP006
+    run_info: dict,
+    scoring: dict,
+    metrics_csv: Output[Dataset],
+    html: Output[HTML],
+    markdown: Output[Markdown],
+    summary: Output[Metrics],
+):
+    """Write ``metrics.csv`` (all models × languages), ``report.html`` and a Markdown table."""
+    import math
+
+    from components.report.aggregate import aggregate_metrics
+    from components.report.html_report import render_markdown, render_report
+    from components.metrics.per_language import write_metrics_csv
+
+    from components.score.scorers import get_scorer
+    from xdetox.config import ScoringConfig, validate_section
+
+    scorer = get_scorer(validate_section(ScoringConfig, scoring, "pipeline parameter 'scoring'"))
+    df = aggregate_metrics([t.path for t in tables])
+    write_metrics_csv(df, metrics_csv.path)
+    info = {str(k): str(v) for k, v in run_info.items()}
+    render_report(
+        df,
+        html.path,
+        title=f"xdetox report: {info.get('name', 'run')}",
+        scorer_description=scorer.name,
+        run_info=info,
+    )
+    from xdetox.files import write_text
+
+    write_text(markdown.path, render_markdown(df, title="xdetox metrics", run_info=info))
+    for row in df[df["language"] == "ALL"].to_dict(orient="records"):
+        for key in ("expected_max_toxicity", "toxicity_probability", "avg_toxicity", "perplexity"):
+            value = row.get(key)
+            if isinstance(value, int | float) and not math.isnan(value):
+                summary.log_metric(f"{row['model']}.{key}", float(value))
+    metrics_csv.metadata["xdetox_kind"] = "metrics_all"

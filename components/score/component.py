@@ -1,0 +1,24 @@
+"""KFP component: score generations for toxicity with the configured scorer."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Output
+
+from components.images import BASE_IMAGE
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def score(generations: Input[Dataset], scoring: dict, scores: Output[Dataset]):
+    """Write score JSON lines: the generation fields plus ``scorer`` and ``scores``."""
+    from components.score.score_file import score_generations
+    from xdetox.config import ScoringConfig, validate_section
+
+    config = validate_section(ScoringConfig, scoring, "pipeline parameter 'scoring'")
+    summary = score_generations(generations.path, scores.path, config)
+    scores.metadata.update(
+        {
+            "xdetox_kind": "scores",
+            "language": generations.metadata.get("language", ""),
+            "model": generations.metadata.get("model", ""),
+            **{k: v for k, v in summary.items() if isinstance(v, str | int | float)},
+        }
+    )

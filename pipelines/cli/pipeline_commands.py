@@ -1,0 +1,78 @@
+"""``xdetox run`` and ``xdetox compile``: whole pipelines."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from xdetox.config import load_config
+
+
+def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    run = sub.add_parser(
+        "run",
+        help="run the detox pipeline on KFP's local runner (default: the embedded toy setup)",
+        description="Run the whole detox pipeline locally with kfp.local's SubprocessRunner.",
+    )
+    common(run)
+    run.add_argument(
+        "--output",
+        metavar="DIR",
+        help="run folder (default: runs/<name>-<timestamp>)",
+    )
+    run.set_defaults(handler=cmd_run)
+
+    comp = sub.add_parser(
+        "compile",
+        help="compile the detox pipeline to KFP IR YAML for a cluster",
+        description="Compile with the config's defaults and cluster settings (GPUs, nodes).",
+    )
+    common(comp)
+    comp.add_argument("-o", "--output", default="detox.yaml", metavar="FILE",
+                      help="output YAML (default: detox.yaml)")  # fmt: skip
+    comp.set_defaults(handler=cmd_compile)
+
+    toy = sub.add_parser(
+        "toy-model",
+        help="write the embedded tiny model (with tokenizer) to a folder",
+        description="Build (or reuse from the cache) the toy causal LM and copy it to DIR.",
+    )
+    toy.add_argument("dir", metavar="DIR")
+    toy.add_argument("--debug", action="store_true", help="show tracebacks")
+    toy.set_defaults(handler=cmd_toy_model)
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from rich.console import Console
+
+    from pipelines.local_run import run_local
+
+    config = load_config(args.config, args.overrides)
+    run_dir = Path(args.output or f"runs/{config.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        from xdetox.errors import XdetoxError
+
+        raise XdetoxError(f"{run_dir}: run folder exists and is not empty")
+    console = Console(stderr=True)
+    console.print(f"[bold]xdetox[/] running [cyan]{config.name}[/] locally → {run_dir}")
+    result = run_local(config, run_dir)
+    console.print(f"[green]done[/] in {result.seconds:.0f} s")
+    print(f"report:  {result.report}")
+    print(f"metrics: {result.metrics_csv}")
+
+
+def cmd_compile(args: argparse.Namespace) -> None:
+    from pipelines.compile import compile_pipeline
+
+    config = load_config(args.config, args.overrides)
+    path = compile_pipeline(config, args.output)
+    print(f"compiled {config.name} → {path}")
+
+
+def cmd_toy_model(args: argparse.Namespace) -> None:
+    from components.load_model.model_source import materialize_model
+
+    meta = materialize_model("toy", args.dir)
+    print(f"toy model ({meta['model_type']}, {meta['weights_bytes']} bytes) → {args.dir}")

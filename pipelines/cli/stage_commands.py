@@ -1,0 +1,192 @@
+"""One command per pipeline stage, as the seed's scripts were: same code as the components."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from xdetox.config import Config, load_config
+
+
+def _config(args: argparse.Namespace, flag_overrides: dict[str, object]) -> Config:
+    """The config files and ``--set``s, then the stage's own flags (which win when given)."""
+    extra = [f"{k}={json.dumps(v)}" for k, v in flag_overrides.items() if v is not None]
+    return load_config(args.config, [*args.overrides, *extra])
+
+
+def _print_summary(summary: dict) -> None:
+    print(json.dumps(summary, indent=2, default=str, ensure_ascii=False))
+
+
+def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    p = sub.add_parser("prepare-data", help="read, filter and split preference pairs")
+    common(p)
+    p.add_argument("--data", required=True, help="toxicity_pairwise folder/file or 'toy'")
+    p.add_argument("--output", required=True, metavar="DIR", help="writes train/eval.jsonl")
+    p.add_argument("--model", help="model folder whose tokenizer counts tokens for the filter")
+    p.set_defaults(handler=cmd_prepare_data)
+
+    p = sub.add_parser("dpo", help="DPO preference tuning (TRL; LoRA via PEFT or full)")
+    common(p)
+    p.add_argument("--data", required=True,
+                   help="toxicity_pairwise folder/file, a prepared folder, or 'toy'")  # fmt: skip
+    p.add_argument("--model", required=True, help="base model folder")
+    p.add_argument("--output", required=True, metavar="DIR", help="adapter or model folder")
+    p.set_defaults(handler=cmd_dpo)
+
+    p = sub.add_parser("merge", help="merge a LoRA adapter into its base model")
+    common(p)
+    p.add_argument("--base", required=True, help="base model folder")
+    p.add_argument("--adapter", required=True, help="adapter folder (from xdetox dpo)")
+    p.add_argument("--output", required=True, metavar="DIR")
+    p.set_defaults(handler=cmd_merge)
+
+    p = sub.add_parser("generate", help="sample continuations of prompts with a model")
+    common(p)
+    p.add_argument("--model", required=True, help="model folder")
+    p.add_argument("--prompts", required=True, help="prompts file/folder (JSONL, RTP-LX, CSV)")
+    p.add_argument("--output", required=True, metavar="FILE", help="generations JSON lines")
+    p.add_argument("--language", help="only this language (default: all in --prompts)")
+    p.add_argument("--label", default="base", help="model label in the output (default: base)")
+    p.add_argument("--n", type=int, help="samples per prompt")
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--top-p", type=float)
+    p.add_argument("--max-tokens", type=int, help="new tokens per sample")
+    p.add_argument("--seed", type=int)
+    p.set_defaults(handler=cmd_generate)
+
+    p = sub.add_parser("score", help="score generations for toxicity")
+    common(p)
+    p.add_argument("--generations", required=True, metavar="FILE")
+    p.add_argument("--output", required=True, metavar="FILE")
+    p.add_argument("--scorer", help="scorer name (default from config: offline)")
+    p.set_defaults(handler=cmd_score)
+
+    p = sub.add_parser("metrics", help="toxicity, perplexity and distinct-n per model × language")
+    common(p)
+    p.add_argument("--scores", required=True, action="append", metavar="FILE",
+                   help="score JSON lines; repeat for several files")  # fmt: skip
+    p.add_argument("--output", required=True, metavar="DIR", help="writes DIR/metrics.csv")
+    p.add_argument("--model", help="reference model for perplexity (and distinct-n tokenizer)")
+    p.set_defaults(handler=cmd_metrics)
+
+    p = sub.add_parser("report", help="aggregate metrics and write an HTML report")
+    common(p)
+    p.add_argument("--metrics", required=True, metavar="DIR_OR_FILE",
+                   help="metrics.csv, or a folder of metrics CSVs")  # fmt: skip
+    p.add_argument("--output", required=True, metavar="FILE", help="report.html")
+    p.set_defaults(handler=cmd_report)
+
+
+def cmd_prepare_data(args: argparse.Namespace) -> None:
+    from components.prepare_data.preference_data import prepare_pairs
+
+    config = _config(args, {})
+    _print_summary(prepare_pairs(args.data, args.output, config.data, tokenizer_dir=args.model))
+
+
+def _prepared_pairs_dir(data: str) -> bool:
+    return (Path(data) / "train.jsonl").is_file()
+
+
+def cmd_dpo(args: argparse.Namespace) -> None:
+    from components.dpo.train_dpo import train_dpo
+    from components.prepare_data.preference_data import prepare_pairs
+
+    config = _config(args, {})
+    if _prepared_pairs_dir(args.data):
+        _print_summary(train_dpo(args.model, args.data, args.output, config.training))
+        return
+    with tempfile.TemporaryDirectory(prefix="xdetox-pairs-") as tmp:
+        pairs = Path(tmp) / "pairs"
+        prepare_pairs(args.data, pairs, config.data, tokenizer_dir=args.model)
+        _print_summary(train_dpo(args.model, pairs, args.output, config.training))
+
+
+def cmd_merge(args: argparse.Namespace) -> None:
+    from components.merge.merge_lora import merge_adapter
+
+    _config(args, {})  # validates --config/--set even though merge has no hyperparameters
+    _print_summary(merge_adapter(args.base, args.adapter, args.output))
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    from components.generate.hf_backend import generate_file
+    from components.prepare_prompts.prompts import prepare_prompts
+
+    config = _config(
+        args,
+        {
+            "generation.n": args.n,
+            "generation.temperature": args.temperature,
+            "generation.top_p": args.top_p,
+            "generation.max_new_tokens": args.max_tokens,
+            "generation.seed": args.seed,
+        },
+    )
+    languages = [args.language] if args.language else None
+    with tempfile.TemporaryDirectory(prefix="xdetox-prompts-") as tmp:
+        prompts = Path(tmp) / "prompts.jsonl"
+        prepare_prompts(
+            args.prompts,
+            prompts,
+            languages=languages,
+            max_per_language=config.data.max_prompts_per_language,
+            seed=config.data.seed,
+        )
+        n = generate_file(
+            args.model,
+            prompts,
+            args.output,
+            model_label=args.label,
+            config=config.generation,
+            language=args.language,
+        )
+    print(f"{n} generations → {args.output}")
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    from components.score.score_file import score_generations
+
+    config = _config(args, {"scoring.scorer": args.scorer})
+    _print_summary(score_generations(args.generations, args.output, config.scoring))
+
+
+def cmd_metrics(args: argparse.Namespace) -> None:
+    from components.metrics.per_language import compute_metrics, write_metrics_csv
+
+    config = _config(args, {})
+    metrics = config.metrics
+    if args.model is None:
+        # Without a reference model there is no perplexity, and distinct-n falls back to
+        # whitespace tokens; the CSV's columns say which tokenizer was used.
+        metrics = metrics.model_copy(update={"perplexity": False})
+        if metrics.diversity_tokenizer == "model":
+            metrics = metrics.model_copy(update={"diversity_tokenizer": "whitespace"})
+    df = compute_metrics(args.scores, metrics, model_dir=args.model)
+    out = Path(args.output) / "metrics.csv"
+    write_metrics_csv(df, out)
+    print(df.to_string(index=False, max_cols=12))
+    print(f"→ {out}")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from components.report.aggregate import aggregate_metrics
+    from components.report.html_report import render_report
+    from components.score.scorers import get_scorer
+
+    config = _config(args, {})
+    source = Path(args.metrics)
+    csvs = sorted(source.glob("*.csv")) if source.is_dir() else [source]
+    df = aggregate_metrics(csvs)
+    render_report(
+        df,
+        args.output,
+        title=f"xdetox report: {config.name}",
+        scorer_description=get_scorer(config.scoring).name,
+        run_info={"name": config.name, "metrics": str(source)},
+    )
+    print(f"report → {args.output}")

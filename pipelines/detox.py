@@ -1,0 +1,143 @@
+"""The detox pipeline: one function for KFP's local runner and for a Kubeflow cluster.
+
+load base model ─┬─ prepare preference data ── DPO ── merge ─┐
+                 └─ prepare prompts ─────────────────────────┤
+ParallelFor language: generate(base), generate(tuned) → score each → metrics(base vs tuned)
+Collected metrics → report (metrics.csv, report.html, Markdown, aggregate Metrics)
+
+Hyperparameters are pipeline parameters (small dicts validated inside each component), with
+the recipe's values as defaults; cluster settings are applied at compile time from the config.
+"""
+
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import HTML, Dataset
+
+from components.dpo.component import dpo
+from components.generate.component import generate
+from components.load_model.component import load_model
+from components.merge.component import merge
+from components.metrics.component import language_metrics
+from components.prepare_data.component import prepare_data
+from components.prepare_prompts.component import prepare_prompts
+from components.report.component import report
+from components.score.component import score
+from pipelines.resources import apply_resources
+from xdetox.config import Config, to_params
+from xdetox.records import BASE_LABEL
+
+PIPELINE_NAME = "xdetox-detox"
+# Generation samples at temperature > 0 with a fixed seed; scoring may call external services.
+# Caching stays on for deterministic stages only.
+_UNCACHED_STAGES = {"score"}
+
+
+def _data_params(config: Config) -> dict:
+    # Sources and languages are top-level pipeline parameters; the rest travels as one dict.
+    params = to_params(config.data)
+    for key in ("preference", "prompts", "languages"):
+        params.pop(key)
+    return params
+
+
+def build_detox_pipeline(config: Config):
+    """Return the ``@dsl.pipeline`` function with ``config``'s values as parameter defaults."""
+    cluster = config.cluster
+    tuned_label = config.training.method  # the label the tuned model's rows carry
+
+    def configure(task: dsl.PipelineTask, stage: str, name: str) -> dsl.PipelineTask:
+        task.set_display_name(name)
+        task.set_caching_options(stage not in _UNCACHED_STAGES)
+        return apply_resources(task, stage, cluster)
+
+    @dsl.pipeline(
+        name=PIPELINE_NAME,
+        description="DPO detoxification and per-language toxicity, fluency and diversity.",
+        pipeline_root=cluster.pipeline_root or None,
+    )
+    def detox_pipeline(
+        base_model: str = config.model.base,
+        preference_data: str = config.data.preference,
+        prompts_source: str = config.data.prompts,
+        languages: list = list(config.data.languages),
+        data: dict = _data_params(config),
+        training: dict = to_params(config.training),
+        generation: dict = to_params(config.generation),
+        scoring: dict = to_params(config.scoring),
+        metrics_config: dict = to_params(config.metrics),
+        run_info: dict = {"name": config.name},  # noqa: B006  KFP reads defaults from here
+    ) -> NamedTuple("Outputs", report=HTML, metrics=Dataset):  # noqa: UP014
+
+        base = configure(load_model(source=base_model), "load_model", "load base model")
+        pairs = configure(
+            prepare_data(
+                source=preference_data, data=data, tokenizer_model=base.outputs["model"]
+            ),
+            "prepare_data",
+            "prepare preference data",
+        )
+        prompts = configure(
+            prepare_prompts(source=prompts_source, languages=languages, data=data),
+            "prepare_prompts",
+            "prepare prompts",
+        )
+        tuned = configure(
+            dpo(
+                base_model=base.outputs["model"],
+                pairs=pairs.outputs["pairs"],
+                training=training,
+            ),
+            "dpo",
+            "DPO",
+        )
+        merged = configure(
+            merge(base_model=base.outputs["model"], adapter=tuned.outputs["tuned"]),
+            "merge",
+            "merge LoRA",
+        )
+        with dsl.ParallelFor(languages, parallelism=cluster.parallelism) as language:
+            scored = {}
+            for label, model in ((BASE_LABEL, base.outputs["model"]),
+                                 (tuned_label, merged.outputs["merged"])):  # fmt: skip
+                gen = configure(
+                    generate(
+                        model=model,
+                        prompts=prompts.outputs["prompts"],
+                        language=language,
+                        model_label=label,
+                        generation=generation,
+                    ),
+                    "generate",
+                    f"generate ({label})",
+                )
+                scored[label] = configure(
+                    score(generations=gen.outputs["generations"], scoring=scoring),
+                    "score",
+                    f"score ({label})",
+                )
+            per_language = configure(
+                language_metrics(
+                    base_scores=scored[BASE_LABEL].outputs["scores"],
+                    tuned_scores=scored[tuned_label].outputs["scores"],
+                    reference_model=base.outputs["model"],
+                    language=language,
+                    metrics_config=metrics_config,
+                ),
+                "metrics",
+                "metrics",
+            )
+        final = configure(
+            report(
+                tables=dsl.Collected(per_language.outputs["table"]),
+                run_info=run_info,
+                scoring=scoring,
+            ),
+            "report",
+            "report",
+        )
+        outputs = NamedTuple("Outputs", report=HTML, metrics=Dataset)  # noqa: UP014
+        return outputs(report=final.outputs["html"], metrics=final.outputs["metrics_csv"])
+
+    return detox_pipeline

@@ -1,0 +1,43 @@
+"""Apply a stage's cluster settings to a KFP task at compile time.
+
+KFP's local runner ignores Kubernetes-only settings, so the same pipeline function runs on a
+laptop and compiles for a GKE cluster with GPU node pools.
+"""
+
+from __future__ import annotations
+
+from kfp import kubernetes
+from kfp.dsl import PipelineTask
+
+from xdetox.config import ClusterConfig, ResourceConfig
+
+GKE_ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
+
+
+def apply_resources(task: PipelineTask, stage: str, cluster: ClusterConfig) -> PipelineTask:
+    """Set CPU/memory, GPUs, node selector, tolerations, /dev/shm, timeout and retries."""
+    res: ResourceConfig = cluster.resources.get(stage) or ResourceConfig()
+    if res.cpu:
+        task.set_cpu_request(res.cpu).set_cpu_limit(res.cpu)
+    if res.memory:
+        task.set_memory_request(res.memory).set_memory_limit(res.memory)
+    if res.gpu:
+        task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(res.gpu)
+        # GKE taints GPU nodes; without the toleration the pod never schedules there.
+        kubernetes.add_toleration(
+            task, key="nvidia.com/gpu", operator="Exists", effect="NoSchedule"
+        )
+        if res.gpu_type:
+            kubernetes.add_node_selector(task, GKE_ACCELERATOR_LABEL, res.gpu_type)
+    for key, value in res.node_selector.items():
+        kubernetes.add_node_selector(task, key, value)
+    if res.shm:
+        # NCCL and dataloader workers need more shared memory than a pod's 64 MiB default.
+        kubernetes.empty_dir_mount(
+            task, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit=res.shm
+        )
+    if res.timeout_seconds:
+        kubernetes.set_timeout(task, res.timeout_seconds)
+    if res.retries:
+        task.set_retry(num_retries=res.retries, backoff_duration="60s", backoff_factor=2.0)
+    return task

@@ -9,7 +9,6 @@ Hyperparameters are pipeline parameters (small dicts validated inside each compo
 the recipe's values as defaults; cluster settings are applied at compile time from the config.
 """
 
-
 from typing import NamedTuple
 
 from kfp import dsl
@@ -46,6 +45,16 @@ def build_detox_pipeline(config: Config):
     """Return the ``@dsl.pipeline`` function with ``config``'s values as parameter defaults."""
     cluster = config.cluster
     tuned_label = config.training.method  # the label the tuned model's rows carry
+    # KFP reads parameter defaults from the signature: the recipe's values go there.
+    defaults = {
+        "languages": list(config.data.languages),
+        "data": _data_params(config),
+        "training": to_params(config.training),
+        "generation": to_params(config.generation),
+        "scoring": to_params(config.scoring),
+        "metrics": to_params(config.metrics),
+        "run_info": {"name": config.name, "base_model": config.model.base},
+    }
 
     def configure(task: dsl.PipelineTask, stage: str, name: str) -> dsl.PipelineTask:
         task.set_display_name(name)
@@ -61,20 +70,18 @@ def build_detox_pipeline(config: Config):
         base_model: str = config.model.base,
         preference_data: str = config.data.preference,
         prompts_source: str = config.data.prompts,
-        languages: list = list(config.data.languages),
-        data: dict = _data_params(config),
-        training: dict = to_params(config.training),
-        generation: dict = to_params(config.generation),
-        scoring: dict = to_params(config.scoring),
-        metrics_config: dict = to_params(config.metrics),
-        run_info: dict = {"name": config.name},  # noqa: B006  KFP reads defaults from here
-    ) -> NamedTuple("Outputs", report=HTML, metrics=Dataset):  # noqa: UP014
+        languages: list = defaults["languages"],
+        data: dict = defaults["data"],
+        training: dict = defaults["training"],
+        generation: dict = defaults["generation"],
+        scoring: dict = defaults["scoring"],
+        metrics_config: dict = defaults["metrics"],
+        run_info: dict = defaults["run_info"],
+    ) -> NamedTuple("Outputs", report=HTML, metrics=Dataset):
 
         base = configure(load_model(source=base_model), "load_model", "load base model")
         pairs = configure(
-            prepare_data(
-                source=preference_data, data=data, tokenizer_model=base.outputs["model"]
-            ),
+            prepare_data(source=preference_data, data=data, tokenizer_model=base.outputs["model"]),
             "prepare_data",
             "prepare preference data",
         )
@@ -99,8 +106,10 @@ def build_detox_pipeline(config: Config):
         )
         with dsl.ParallelFor(languages, parallelism=cluster.parallelism) as language:
             scored = {}
-            for label, model in ((BASE_LABEL, base.outputs["model"]),
-                                 (tuned_label, merged.outputs["merged"])):  # fmt: skip
+            for label, model in (
+                (BASE_LABEL, base.outputs["model"]),
+                (tuned_label, merged.outputs["merged"]),
+            ):
                 gen = configure(
                     generate(
                         model=model,

@@ -22,9 +22,24 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "pipelines" / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "toy.yaml"
 
 XG_LANGUAGES = [
-    "ar", "cs", "de", "en", "es", "fr", "hi", "id", "it",
-    "ja", "ko", "nl", "pl", "pt", "ru", "sv", "zh-hans",
-]  # fmt: skip
+    "ar",
+    "cs",
+    "de",
+    "en",
+    "es",
+    "fr",
+    "hi",
+    "id",
+    "it",
+    "ja",
+    "ko",
+    "nl",
+    "pl",
+    "pt",
+    "ru",
+    "sv",
+    "zh-hans",
+]
 
 
 class _Strict(BaseModel):
@@ -104,8 +119,13 @@ class ScoringConfig(_Strict):
     scorer: Literal["offline"] = "offline"
     attributes: list[str] = Field(
         default_factory=lambda: [
-            "TOXICITY", "SEVERE_TOXICITY", "IDENTITY_ATTACK", "INSULT", "PROFANITY", "THREAT",
-        ]  # fmt: skip
+            "TOXICITY",
+            "SEVERE_TOXICITY",
+            "IDENTITY_ATTACK",
+            "INSULT",
+            "PROFANITY",
+            "THREAT",
+        ]
     )
 
 
@@ -245,7 +265,9 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return out
 
 
-def load_config(paths: list[str | Path] | None = None, overrides: list[str] | None = None) -> Config:
+def load_config(
+    paths: list[str | Path] | None = None, overrides: list[str] | None = None
+) -> Config:
     """Merge YAML files in order (the embedded toy recipe when none), apply overrides, validate."""
     files = [Path(p) for p in (paths or [DEFAULT_CONFIG])]
     merged: dict = {}

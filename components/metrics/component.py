@@ -28,8 +28,16 @@ def language_metrics(
     )
     write_metrics_csv(df, table.path)
     for row in df.to_dict(orient="records"):
-        for key in ("expected_max_toxicity", "toxicity_probability", "avg_toxicity",
-                    "perplexity", "dist_1", "dist_2", "dist_3", "n_missing"):  # fmt: skip
+        for key in (
+            "expected_max_toxicity",
+            "toxicity_probability",
+            "avg_toxicity",
+            "perplexity",
+            "dist_1",
+            "dist_2",
+            "dist_3",
+            "n_missing",
+        ):
             value = row.get(key)
             if isinstance(value, int | float) and not math.isnan(value):
                 metrics.log_metric(f"{row['model']}.{language}.{key}", float(value))

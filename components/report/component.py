@@ -21,10 +21,9 @@ def report(
     """Write ``metrics.csv`` (all models × languages), ``report.html`` and a Markdown table."""
     import math
 
+    from components.metrics.per_language import write_metrics_csv
     from components.report.aggregate import aggregate_metrics
     from components.report.html_report import render_markdown, render_report
-    from components.metrics.per_language import write_metrics_csv
-
     from components.score.scorers import get_scorer
     from xdetox.config import ScoringConfig, validate_section
 

@@ -50,8 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if not args.debug else logging.DEBUG,
-                        format="%(message)s")  # fmt: skip
+    logging.basicConfig(
+        level=logging.INFO if not args.debug else logging.DEBUG, format="%(message)s"
+    )
     try:
         args.handler(args)
     except XdetoxError as exc:

@@ -30,8 +30,13 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
         description="Compile with the config's defaults and cluster settings (GPUs, nodes).",
     )
     common(comp)
-    comp.add_argument("-o", "--output", default="detox.yaml", metavar="FILE",
-                      help="output YAML (default: detox.yaml)")  # fmt: skip
+    comp.add_argument(
+        "-o",
+        "--output",
+        default="detox.yaml",
+        metavar="FILE",
+        help="output YAML (default: detox.yaml)",
+    )
     comp.set_defaults(handler=cmd_compile)
 
     toy = sub.add_parser(

@@ -31,8 +31,9 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
 
     p = sub.add_parser("dpo", help="DPO preference tuning (TRL; LoRA via PEFT or full)")
     common(p)
-    p.add_argument("--data", required=True,
-                   help="toxicity_pairwise folder/file, a prepared folder, or 'toy'")  # fmt: skip
+    p.add_argument(
+        "--data", required=True, help="toxicity_pairwise folder/file, a prepared folder, or 'toy'"
+    )
     p.add_argument("--model", required=True, help="base model folder")
     p.add_argument("--output", required=True, metavar="DIR", help="adapter or model folder")
     p.set_defaults(handler=cmd_dpo)
@@ -67,16 +68,25 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
 
     p = sub.add_parser("metrics", help="toxicity, perplexity and distinct-n per model × language")
     common(p)
-    p.add_argument("--scores", required=True, action="append", metavar="FILE",
-                   help="score JSON lines; repeat for several files")  # fmt: skip
+    p.add_argument(
+        "--scores",
+        required=True,
+        action="append",
+        metavar="FILE",
+        help="score JSON lines; repeat for several files",
+    )
     p.add_argument("--output", required=True, metavar="DIR", help="writes DIR/metrics.csv")
     p.add_argument("--model", help="reference model for perplexity (and distinct-n tokenizer)")
     p.set_defaults(handler=cmd_metrics)
 
     p = sub.add_parser("report", help="aggregate metrics and write an HTML report")
     common(p)
-    p.add_argument("--metrics", required=True, metavar="DIR_OR_FILE",
-                   help="metrics.csv, or a folder of metrics CSVs")  # fmt: skip
+    p.add_argument(
+        "--metrics",
+        required=True,
+        metavar="DIR_OR_FILE",
+        help="metrics.csv, or a folder of metrics CSVs",
+    )
     p.add_argument("--output", required=True, metavar="FILE", help="report.html")
     p.set_defaults(handler=cmd_report)
 

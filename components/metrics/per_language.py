@@ -96,3 +96,20 @@ def write_metrics_csv(df: pd.DataFrame, path: str | Path) -> None:
     """Write the metrics table as CSV atomically (missing values as empty cells)."""
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False)
+
+
+def run_metrics(
+    score_files: list[str | Path],
+    config: MetricsConfig,
+    output_csv: str | Path,
+    *,
+    model_dir: str | Path | None = None,
+    batch_size: int = 16,
+    device: str | None = None,
+) -> pd.DataFrame:
+    """Compute the metrics and write them to ``output_csv``; nothing is written on error."""
+    df = compute_metrics(
+        score_files, config, model_dir=model_dir, batch_size=batch_size, device=device
+    )
+    write_metrics_csv(df, output_csv)
+    return df

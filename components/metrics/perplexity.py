@@ -50,7 +50,9 @@ def xg_seq2seq_loss(loss_full: float, n_full: int, loss_prompt: float, n_prompt:
     return (loss_full * (n_full - 1) - loss_prompt * (n_prompt - 1)) / (n_full - n_prompt)
 
 
-def xg_seq2seq_perplexity(loss_full: float, n_full: int, loss_prompt: float, n_prompt: int) -> float:
+def xg_seq2seq_perplexity(
+    loss_full: float, n_full: int, loss_prompt: float, n_prompt: int
+) -> float:
     """``exp`` of :func:`xg_seq2seq_loss`."""
     return math.exp(xg_seq2seq_loss(loss_full, n_full, loss_prompt, n_prompt))
 
@@ -80,7 +82,9 @@ def load_causal_lm(model_dir: str | Path, device: str | None = None) -> tuple[An
         )
     except (OSError, ValueError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"cannot load a causal LM for perplexity ({first_line})", model_dir) from None
+        raise DataError(
+            f"cannot load a causal LM for perplexity ({first_line})", model_dir
+        ) from None
     model.to(device)
     model.eval()
     return model, tokenizer, device

@@ -1,0 +1,218 @@
+"""Combine per-language metrics tables and compare tuned models with the base.
+
+``aggregate_metrics`` concatenates the ``metrics.csv`` files the metrics stage wrote (one per
+language, or any split), keeps one row per (model, language), and adds per model an ``ALL`` row:
+the mean over languages of each metric (as XG's Table 2 averages over its 17 languages), with
+counts (``n_*``, ``count_*``) summed. Where a metric is missing for some languages, the ``ALL``
+value is the mean over the languages that have it and the ``languages_missing`` column names the
+others, so a partial average is never mistaken for a full one.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from components.metrics.columns import (
+    DIVERSITY_METRICS,
+    FLUENCY_METRICS,
+    KEY_COLUMNS,
+    REQUIRED_COLUMNS,
+    SETTING_COLUMNS,
+    TEXT_COLUMNS,
+    TOXICITY_METRICS,
+    attribute_columns,
+    is_count_column,
+    pct_column,
+)
+from components.metrics.per_language import sort_rows
+from xdetox.errors import DataError
+from xdetox.records import BASE_LABEL
+
+ALL_LANGUAGES = "ALL"
+"""The ``language`` of each model's mean-over-languages row."""
+
+_SOURCE = "_source"
+_DERIVED = ("n_languages", "languages_missing")
+_REL_TOL = 1e-9  # CSV round trips may change the last digit of a float
+
+
+def read_metrics_csv(path: str | Path) -> pd.DataFrame:
+    """One metrics table; a file without the required columns is a :class:`DataError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file not found", path)
+    try:
+        # Only empty cells are missing: a model or language called "NA" stays a string.
+        df = pd.read_csv(
+            path, keep_default_na=False, na_values=[""], dtype={"model": str, "language": str}
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "empty file"
+        raise DataError(f"not a readable CSV ({first_line})", path) from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(f"missing column(s) {', '.join(repr(m) for m in missing)}", path)
+    if df[list(KEY_COLUMNS)].isna().any().any():
+        raise DataError("empty 'model' or 'language' cell", path)
+    return df
+
+
+def _same(a: object, b: object) -> bool:
+    if pd.isna(a) and pd.isna(b):  # type: ignore[arg-type]
+        return True
+    if pd.isna(a) or pd.isna(b):  # type: ignore[arg-type]
+        return False
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return math.isclose(float(a), float(b), rel_tol=_REL_TOL, abs_tol=1e-12)
+    return str(a) == str(b)
+
+
+def _deduplicate(df: pd.DataFrame) -> pd.DataFrame:
+    """Keep one row per (model, language); two files that disagree about it are an error."""
+    columns = [c for c in df.columns if c != _SOURCE]
+    keep = []
+    first_of: dict[tuple[str, str], pd.Series] = {}
+    for index, row in df.iterrows():
+        key = (row["model"], row["language"])
+        if key not in first_of:
+            first_of[key] = row
+            keep.append(index)
+            continue
+        first = first_of[key]
+        for column in columns:
+            if not _same(first[column], row[column]):
+                raise DataError(
+                    f"model {key[0]!r}, language {key[1]!r}: {column} = {row[column]} here but "
+                    f"{first[column]} in {first[_SOURCE]}",
+                    row[_SOURCE],
+                )
+    return df.loc[keep]
+
+
+def _all_row(model: str, rows: pd.DataFrame) -> dict[str, object]:
+    out: dict[str, object] = {"model": model, "language": ALL_LANGUAGES}
+    languages = list(rows["language"])
+    missing_notes = []
+    for column in rows.columns:
+        if column in (*KEY_COLUMNS, _SOURCE, "languages_missing"):
+            continue
+        values = rows[column]
+        textual = not pd.api.types.is_numeric_dtype(values) and values.notna().any()
+        if column in TEXT_COLUMNS or column in SETTING_COLUMNS or textual:
+            distinct = sorted({str(v) for v in values.dropna()})
+            if column in SETTING_COLUMNS:
+                out[column] = values.dropna().iloc[0] if len(distinct) else math.nan
+            else:
+                out[column] = ", ".join(distinct) if distinct else None
+            continue
+        numeric = pd.to_numeric(values, errors="coerce")
+        absent = [lang for lang, v in zip(languages, numeric, strict=True) if pd.isna(v)]
+        if absent and len(absent) < len(languages):
+            missing_notes.append(f"{column}: {' '.join(absent)}")
+        if is_count_column(column):
+            out[column] = numeric.sum(min_count=1)  # all missing stays missing, not 0
+        else:
+            out[column] = numeric.mean()  # NaN-skipping; partial means are noted below
+    out["languages_missing"] = "; ".join(missing_notes) if missing_notes else None
+    return out
+
+
+def aggregate_metrics(csv_paths: list[str | Path]) -> pd.DataFrame:
+    """All per-language rows of the given metrics CSVs, plus one ``ALL`` row per model.
+
+    Columns are the union of the inputs' (a column a file lacks is empty for its rows), plus
+    ``n_languages`` (1 per language row; the number of languages in an ``ALL`` row) and
+    ``languages_missing``. ``ALL`` rows found in the inputs are recomputed, not trusted.
+    Rows are sorted base model first, languages alphabetically, ``ALL`` last within a model.
+    """
+    paths = [Path(p) for p in csv_paths]
+    if not paths:
+        raise DataError("no metrics tables given")
+    frames = []
+    for path in paths:
+        frame = read_metrics_csv(path)
+        frame[_SOURCE] = str(path)
+        # Columns this stage derives are recomputed below, never compared or trusted.
+        frame = frame.drop(columns=[c for c in _DERIVED if c in frame])
+        frames.append(frame[frame["language"] != ALL_LANGUAGES])
+    df = _deduplicate(pd.concat(frames, ignore_index=True))
+    if df.empty:
+        raise DataError("no per-language rows in " + ", ".join(str(p) for p in paths))
+    for column in SETTING_COLUMNS:
+        if column in df and df[column].dropna().nunique() > 1:
+            values = sorted(df[column].dropna().unique())
+            raise DataError(
+                f"tables computed with different {column} values {values}: "
+                "their metrics cannot be compared or averaged",
+                df.loc[df[column] == values[-1], _SOURCE].iloc[0],
+            )
+    df["n_languages"] = 1
+    per_language = sort_rows(df)
+    all_rows = pd.DataFrame(
+        [_all_row(model, rows) for model, rows in per_language.groupby("model", sort=False)]
+    )
+    combined = pd.concat([per_language, all_rows], ignore_index=True).drop(columns=[_SOURCE])
+    combined["_is_all"] = combined["language"] == ALL_LANGUAGES
+    order = combined["model"].map(lambda m: (m != BASE_LABEL, m))
+    combined = (
+        combined.assign(_order=order)
+        .sort_values(["_order", "_is_all", "language"], kind="stable")
+        .drop(columns=["_order", "_is_all"])
+        .reset_index(drop=True)
+    )
+    for column in combined.columns:
+        if is_count_column(column) and column != "n_languages":
+            # Counts may be unknown (empty): keep them integers that can be missing.
+            numeric = pd.to_numeric(combined[column], errors="coerce")
+            if numeric.dropna().eq(numeric.dropna().round()).all():
+                combined[column] = numeric.round().astype("Int64")
+    combined["n_languages"] = combined["n_languages"].astype(int)
+    return combined
+
+
+def comparison_metrics(df: pd.DataFrame) -> list[str]:
+    """The metrics ``compare_models`` reports: toxicity, the card's shares, fluency, diversity."""
+    wanted = [
+        *TOXICITY_METRICS,
+        *(pct_column(a) for a in attribute_columns(list(df.columns))),
+        *FLUENCY_METRICS,
+        *DIVERSITY_METRICS,
+    ]
+    return [m for m in wanted if m in df.columns]
+
+
+def compare_models(df: pd.DataFrame, baseline: str = BASE_LABEL) -> pd.DataFrame:
+    """Per language and tuned model: ``<metric>_base``, ``<metric>_tuned`` and
+    ``delta_<metric>`` = tuned − base (negative = less toxic), for each metric of
+    :func:`comparison_metrics`. A language the baseline lacks gets empty deltas, not 0.
+
+    The ``ALL`` row's delta is the mean of the per-language deltas: equal to tuned ALL − base
+    ALL when both have every language, and still a like-for-like change when one of them lacks
+    a metric for some language (its ALL mean then covers other languages).
+    """
+    if baseline not in set(df["model"]):
+        raise DataError(f"no rows for the baseline model {baseline!r} in the metrics table")
+    metrics = comparison_metrics(df)
+    base = df[df["model"] == baseline][["language", *metrics]]
+    tuned = df[df["model"] != baseline][["model", "language", *metrics]]
+    merged = tuned.merge(base, on="language", how="left", suffixes=("_tuned", "_base"))
+    out = merged[["model", "language"]].copy()
+    out.insert(1, "baseline", baseline)
+    for metric in metrics:
+        b = pd.to_numeric(merged[f"{metric}_base"], errors="coerce")
+        t = pd.to_numeric(merged[f"{metric}_tuned"], errors="coerce")
+        out[f"{metric}_base"] = b
+        out[f"{metric}_tuned"] = t
+        out[f"delta_{metric}"] = t - b
+    is_all = out["language"] == ALL_LANGUAGES
+    for model in out.loc[is_all, "model"].unique():
+        languages = (out["model"] == model) & ~is_all
+        if not languages.any():
+            continue  # only ALL rows were given: keep tuned ALL − base ALL
+        target = (out["model"] == model) & is_all
+        for metric in metrics:
+            out.loc[target, f"delta_{metric}"] = out.loc[languages, f"delta_{metric}"].mean()
+    return out.reset_index(drop=True)

@@ -1,0 +1,334 @@
+"""The run's report: one self-contained HTML file (plots embedded as base64 PNG) and a Markdown
+table for KFP's Markdown artifact.
+
+The header says what produced the numbers, including an honest description of the scorer
+(an offline word list is not a trained classifier, and the numbers are not comparable with
+Perspective API scores). Every piece of text from the data or the caller is HTML-escaped.
+A missing value is shown as "—", never as 0.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from components.metrics.columns import (
+    REQUIRED_COLUMNS,
+    attribute_columns,
+    count_column,
+    is_count_column,
+    pct_column,
+)
+from components.report.aggregate import ALL_LANGUAGES, compare_models
+from components.report.plots import grouped_bars_png, has_values
+from xdetox import __version__
+from xdetox.errors import DataError
+from xdetox.files import write_text
+from xdetox.records import BASE_LABEL
+
+MISSING = "—"
+
+# Main table: (column, header). Toxicity probability is stored as a fraction, shown as percent.
+MAIN_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("model", "model"),
+    ("language", "language"),
+    ("n_prompts", "prompts"),
+    ("n_samples", "samples"),
+    ("n_missing", "missing scores"),
+    ("expected_max_toxicity", "EMT"),
+    ("expected_max_toxicity_std", "EMT std"),
+    ("toxicity_probability", "tox. prob."),
+    ("avg_toxicity", "avg. tox."),
+    ("perplexity", "PPL (median)"),
+    ("dist_1", "dist-1"),
+    ("dist_2", "dist-2"),
+    ("dist_3", "dist-3"),
+)
+COMPARED: tuple[tuple[str, str], ...] = (
+    ("expected_max_toxicity", "EMT"),
+    ("toxicity_probability", "tox. prob."),
+    ("avg_toxicity", "avg. tox."),
+    ("perplexity", "PPL"),
+    ("dist_2", "dist-2"),
+)
+
+DEFINITIONS = (
+    "EMT (expected maximum toxicity): for each prompt the highest TOXICITY among its samples, "
+    "averaged over prompts (std over prompts beside it).",
+    "Toxicity probability: share of prompts with at least one sample scoring at or above the "
+    "threshold.",
+    "Average toxicity: mean TOXICITY over all scored samples.",
+    "Samples the scorer could not score are excluded from every average and counted under "
+    "'missing scores'; prompts with no scored sample are left out of EMT and probability.",
+    "PPL: median perplexity of each continuation given its prompt, measured for every model "
+    "under the same base model (causal LM, continuation tokens as the only targets), so base "
+    "and tuned numbers share one scale. Empty generations are skipped; values of at least the "
+    "configured maximum (default 10,000) are dropped.",
+    "dist-n: per prompt, unique n-grams over its samples divided by their total number of "
+    "tokens; mean over prompts (higher = more diverse).",
+    "ALL: mean over languages of each metric (counts are summed).",
+)
+
+
+# ------------------------------------------------------------------------------ formatting
+def _is_missing(value: object) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def format_value(column: str, value: object) -> str:
+    """Display text of one cell (not escaped)."""
+    if _is_missing(value):
+        return MISSING
+    if isinstance(value, str):
+        return value
+    number = float(value)  # type: ignore[arg-type]
+    delta = column.startswith("delta_")
+    name = column.removeprefix("delta_").removesuffix("_base").removesuffix("_tuned")
+    sign = "+" if delta else ""
+    if is_count_column(name) and not delta and math.isfinite(number):
+        return str(round(number))
+    if name == "toxicity_probability":
+        suffix = " pp" if delta else "%"  # percentage points for a change of a percentage
+        return f"{100 * number:{sign}.1f}{suffix}"
+    if name.startswith("pct_"):
+        return f"{number:{sign}.1f}{' pp' if delta else '%'}"
+    if name.startswith("perplexity"):
+        return f"{number:{sign}.2f}"
+    return f"{number:{sign}.3f}"
+
+
+def _check(df: pd.DataFrame) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(f"metrics table lacks column(s) {', '.join(repr(m) for m in missing)}")
+    if df.empty:
+        raise DataError("metrics table is empty: nothing to report")
+
+
+def _has_baseline(df: pd.DataFrame) -> bool:
+    models = set(df["model"])
+    return BASE_LABEL in models and len(models) > 1
+
+
+# ------------------------------------------------------------------------------ HTML
+def _html_table(df: pd.DataFrame, columns: Sequence[tuple[str, str]]) -> str:
+    present = [(c, h) for c, h in columns if c in df.columns]
+    head = "".join(f'<th title="{html.escape(c)}">{html.escape(h)}</th>' for c, h in present)
+    body = []
+    for _, row in df.iterrows():
+        is_all = row.get("language") == ALL_LANGUAGES
+        cells = []
+        for column, _ in present:
+            text = html.escape(format_value(column, row[column]))
+            numeric = not isinstance(row[column], str) and not _is_missing(row[column])
+            cells.append(f'<td class="num">{text}</td>' if numeric else f"<td>{text}</td>")
+        body.append(f"<tr{' class=all' if is_all else ''}>{''.join(cells)}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _comparison_html(df: pd.DataFrame) -> str:
+    if not _has_baseline(df):
+        return "<p>No comparison: the table has no base model and tuned model side by side.</p>"
+    comparison = compare_models(df, BASE_LABEL)
+    columns: list[tuple[str, str]] = [("model", "tuned model"), ("language", "language")]
+    for metric, label in COMPARED:
+        columns += [
+            (f"{metric}_base", f"{label} base"),
+            (f"{metric}_tuned", f"{label} tuned"),
+            (f"delta_{metric}", f"Δ {label}"),
+        ]
+    return (
+        "<p>Δ = tuned − base: negative toxicity changes mean the tuned model is less toxic.</p>"
+        + _html_table(comparison, columns)
+    )
+
+
+def _card_table_html(df: pd.DataFrame) -> str:
+    attributes = attribute_columns(list(df.columns))
+    if not attributes:
+        return "<p>The scorer produced no per-attribute scores.</p>"
+    columns: list[tuple[str, str]] = [("model", "model"), ("language", "language")]
+    for attribute in attributes:
+        columns += [(pct_column(attribute), f"{attribute} %"), (count_column(attribute), "count")]
+    return _html_table(df, columns)
+
+
+# (title, [(column, axis label)], display scale): one figure each, when it has any value.
+PLOTS: tuple[tuple[str, tuple[tuple[str, str], ...], dict[str, float]], ...] = (
+    (
+        "Expected maximum toxicity per language",
+        (("expected_max_toxicity", "expected max. toxicity"),),
+        {},
+    ),
+    (
+        "Average toxicity and toxicity probability per language",
+        (("avg_toxicity", "average toxicity"), ("toxicity_probability", "tox. probability (%)")),
+        {"toxicity_probability": 100.0},
+    ),
+    (
+        "Perplexity under the base model (lower = more fluent)",
+        (("perplexity", "median perplexity"),),
+        {},
+    ),
+)
+
+
+def _plots_html(df: pd.DataFrame) -> str:
+    figures = []
+    for title, panels, scale in PLOTS:
+        shown = [(column, label) for column, label in panels if has_values(df, column)]
+        if shown:
+            figures.append(grouped_bars_png(df, shown, title=title, scale=scale))
+    if not figures:
+        return "<p>No values to plot (every score is missing).</p>"
+    return "".join(
+        f'<figure><img src="data:image/png;base64,{png}" alt="metrics plot"></figure>'
+        for png in figures
+    )
+
+
+def _notes_html(df: pd.DataFrame) -> str:
+    notes = []
+    if "languages_missing" in df:
+        for _, row in df[df["languages_missing"].notna()].iterrows():
+            notes.append(
+                f"{row['model']} ALL row averages only the languages that have each metric; "
+                f"missing: {row['languages_missing']}"
+            )
+    per_language = df[df["language"] != ALL_LANGUAGES]
+    for _, row in per_language.iterrows():
+        if not _is_missing(row["n_missing"]) and row["n_missing"] > 0:
+            notes.append(
+                f"{row['model']} / {row['language']}: "
+                f"{format_value('n_missing', row['n_missing'])} of "
+                f"{format_value('n_samples', row['n_samples'])} samples have no TOXICITY score"
+            )
+    if not notes:
+        return ""
+    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    return f"<h2>Missing data</h2><ul>{items}</ul>"
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1400px; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; }
+th { background: #f0f0f0; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.all { font-weight: bold; background: #fafae8; }
+.scorer { border-left: 4px solid #c90; background: #fff8e6; padding: 0.5em 1em; }
+figure { margin: 1em 0; } img { max-width: 100%; }
+"""
+
+
+def build_html(
+    df: pd.DataFrame, *, title: str, scorer_description: str, run_info: Mapping[str, str]
+) -> str:
+    """The report as an HTML string (see :func:`render_report`)."""
+    _check(df)
+    info_rows = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in run_info.items()
+    )
+    summary = df[df["language"] == ALL_LANGUAGES]
+    summary_html = (
+        "<h2>Summary: mean over languages</h2>" + _html_table(summary, MAIN_COLUMNS)
+        if not summary.empty
+        else ""
+    )
+    definitions = "".join(f"<li>{html.escape(d)}</li>" for d in DEFINITIONS)
+    threshold = df["threshold"].dropna() if "threshold" in df else pd.Series(dtype=float)
+    threshold_text = f"{threshold.iloc[0]:g}" if len(threshold) else MISSING
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>{html.escape(title)}</title><style>{_STYLE}</style></head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p>Produced by xdetox {html.escape(__version__)}: DPO detoxification, generation per language,
+toxicity scoring and metrics.</p>
+<div class="scorer"><strong>Scorer:</strong> {html.escape(scorer_description)}<br>
+Threshold for "toxic": {html.escape(threshold_text)}</div>
+<h2>Run</h2><table>{info_rows}</table>
+{summary_html}
+<h2>Metrics per language</h2>{_html_table(df, MAIN_COLUMNS)}
+<h2>Base vs tuned</h2>{_comparison_html(df)}
+<h2>Plots</h2>{_plots_html(df)}
+<h2>Generations scoring at or above the threshold, per attribute</h2>{_card_table_html(df)}
+{_notes_html(df)}
+<h2>Definitions</h2><ul>{definitions}</ul>
+<details><summary>All columns</summary>
+{_html_table(df, [(c, c) for c in df.columns])}
+</details>
+</body></html>
+"""
+
+
+def render_report(
+    df: pd.DataFrame,
+    output_path: str | Path,
+    *,
+    title: str,
+    scorer_description: str,
+    run_info: dict[str, str],
+) -> None:
+    """Write the self-contained HTML report atomically (nothing is written on error).
+
+    ``df`` is a metrics table, best the output of ``aggregate_metrics`` (with ``ALL`` rows);
+    ``scorer_description`` must say honestly what scored the text (e.g. "offline lexicon
+    scorer — a word list, not a trained classifier"); ``run_info`` (model, recipe, …) is shown
+    as a table in the header.
+    """
+    text = build_html(df, title=title, scorer_description=scorer_description, run_info=run_info)
+    write_text(output_path, text)
+
+
+# ------------------------------------------------------------------------------ Markdown
+def _md_cell(text: str) -> str:
+    return html.escape(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(df: pd.DataFrame, columns: Sequence[tuple[str, str]]) -> str:
+    present = [(c, h) for c, h in columns if c in df.columns]
+    lines = [
+        "| " + " | ".join(_md_cell(h) for _, h in present) + " |",
+        "|" + "|".join("---" for _ in present) + "|",
+    ]
+    for _, row in df.iterrows():
+        cells = [_md_cell(format_value(c, row[c])) for c, _ in present]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def render_markdown(
+    df: pd.DataFrame,
+    *,
+    title: str,
+    run_info: Mapping[str, str] | None = None,
+    scorer_description: str | None = None,
+) -> str:
+    """The metrics table (and base-vs-tuned deltas) as Markdown, for a KFP Markdown artifact."""
+    _check(df)
+    parts = [f"# {_md_cell(title)}", ""]
+    if scorer_description:
+        parts += [f"**Scorer:** {_md_cell(scorer_description)}", ""]
+    for key, value in (run_info or {}).items():
+        parts.append(f"- **{_md_cell(str(key))}:** {_md_cell(str(value))}")
+    if run_info:
+        parts.append("")
+    parts += ["## Metrics per language", "", _md_table(df, MAIN_COLUMNS), ""]
+    if _has_baseline(df):
+        comparison = compare_models(df, BASE_LABEL)
+        columns: list[tuple[str, str]] = [("model", "tuned model"), ("language", "language")]
+        columns += [(f"delta_{m}", f"Δ {label}") for m, label in COMPARED]
+        parts += ["## Change vs base (tuned − base)", "", _md_table(comparison, columns), ""]
+    parts.append("Missing values are shown as —. " + DEFINITIONS[0])
+    return "\n".join(parts) + "\n"

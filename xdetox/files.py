@@ -18,6 +18,17 @@ from typing import Any
 from xdetox.errors import DataError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp/mkdtemp create 0600/0700; artifacts must stay readable by other container users.
+_FILE_MODE = 0o666 & ~_umask()
+_DIR_MODE = 0o777 & ~_umask()
+
+
 def iter_jsonl(path: str | Path, *, skip_blank: bool = True) -> Iterator[tuple[int, dict]]:
     """Yield ``(line_number, record)`` for each JSON object in a JSON-lines file.
 
@@ -68,6 +79,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, _FILE_MODE)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -82,6 +94,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        os.chmod(tmp, _DIR_MODE)
         if path.exists():
             # KFP pre-creates some output paths; an empty or stale target is replaced whole.
             shutil.rmtree(path) if path.is_dir() else path.unlink()

@@ -23,4 +23,4 @@ def dpo(
     for key, value in summary.items():
         if isinstance(value, int | float) and not isinstance(value, bool):
             metrics.log_metric(key, float(value))
-    tuned.metadata.update({"method": "dpo", "lora": config.lora is not None})
+    tuned.metadata.update({"method": config.method, "mode": config.mode})

@@ -45,8 +45,8 @@ def check_training_config(config: TrainingConfig, *, has_eval: bool) -> None:
 
 
 def uses_best_model(config: TrainingConfig, *, has_eval: bool) -> bool:
-    """Early stopping (and reloading the best checkpoint) needs both a patience and eval pairs."""
-    return has_eval and config.early_stopping_patience is not None
+    """Early stopping (and reloading the best checkpoint) needs eval pairs and a patience > 0."""
+    return has_eval and config.early_stopping_patience > 0
 
 
 def build_dpo_config(

@@ -2,7 +2,7 @@
 
 On a cluster the image supplies the code (``install_kfp_package=False``); KFP's local runner
 ignores ``base_image`` and runs the function in this interpreter. ``docker/`` builds all three.
-Set ``XDETOX_IMAGE_REGISTRY`` at compile time to use your own registry (e.g. Artifact Registry).
+Set ``XDETOX_REGISTRY`` at compile time to use your own registry (e.g. Artifact Registry).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import os
 
 from xdetox import __version__
 
-REGISTRY = os.environ.get("XDETOX_IMAGE_REGISTRY", "ghcr.io/xdetox").rstrip("/")
+REGISTRY = os.environ.get("XDETOX_REGISTRY", "ghcr.io/xdetox").rstrip("/")
 # CPU image: the package and its CPU dependencies (data prep, scoring, metrics, report).
 BASE_IMAGE = f"{REGISTRY}/xdetox:{__version__}"
 # CUDA image for training and merging: torch, DeepSpeed, TRL, PEFT, bitsandbytes.

@@ -30,7 +30,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pipelines.cli import pipeline_commands, stage_commands
+    from pipelines.cli import cluster_commands, pipeline_commands, stage_commands
 
     parser = argparse.ArgumentParser(
         prog="xdetox",
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"xdetox {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (pipeline_commands, stage_commands):
+    for module in (pipeline_commands, stage_commands, cluster_commands):
         module.register(sub, _common)
     return parser
 

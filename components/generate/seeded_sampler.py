@@ -30,10 +30,16 @@ def nucleus_sample(
     if temperature <= 0:
         raise ValueError("temperature must be > 0 for sampling (use greedy decoding for 0)")
     probs = torch.softmax(logits.float() / temperature, dim=-1)
-    # Stable sort: ties are ordered by token id, so equal logits cannot reorder between runs.
-    sorted_probs, order = probs.sort(dim=-1, descending=True, stable=True)
-    sorted_probs = sorted_probs.double()  # float64 sums: the CDF stays monotone over big vocabs
-    if top_p < 1.0:
+    if top_p >= 1.0:
+        # No nucleus to find: invert the CDF in token-id order and skip the vocabulary sort,
+        # which is most of the sampling cost on CPU.
+        sorted_probs = probs.double()
+        order = torch.arange(probs.shape[-1], device=probs.device).expand_as(probs)
+    else:
+        # Stable sort: ties are ordered by token id, so equal probabilities (common with bf16
+        # logits) cannot swap places between runs.
+        sorted_probs, order = probs.sort(dim=-1, descending=True, stable=True)
+        sorted_probs = sorted_probs.double()  # float64 sums keep the CDF monotone over big vocabs
         mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
         outside = mass_before >= top_p
         outside[:, 0] = False
@@ -43,7 +49,8 @@ def nucleus_sample(
     # right=True: the first position whose CDF exceeds the target, so zero-mass tokens never win.
     pos = torch.searchsorted(cdf, targets.unsqueeze(-1), right=True)
     # Rounding can put the target at the very top of the CDF: fall back to the last kept token.
-    last_kept = (sorted_probs > 0).sum(dim=-1, keepdim=True) - 1
+    positions = torch.arange(cdf.shape[-1], device=cdf.device).expand_as(cdf)
+    last_kept = torch.where(sorted_probs > 0, positions, -1).amax(dim=-1, keepdim=True)
     pos = torch.minimum(pos, last_kept)
     return order.gather(-1, pos).squeeze(-1)
 

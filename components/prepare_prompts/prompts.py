@@ -47,7 +47,12 @@ def source_files(path: Path) -> list[Path]:
     """The files a source stands for: itself, or every json/jsonl/csv file in the folder."""
     if path.is_file():
         return [path]
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SOURCE_SUFFIXES)
+    # Hidden files are skipped: editors' and our own atomic writers' temporaries start with ".".
+    files = sorted(
+        p
+        for p in path.iterdir()
+        if p.is_file() and p.suffix.lower() in SOURCE_SUFFIXES and not p.name.startswith(".")
+    )
     if not files:
         raise DataError(f"no {'/'.join(SOURCE_SUFFIXES)} files in folder", path)
     return files

@@ -13,7 +13,7 @@ import pytest
 from components.prepare_prompts.languages import normalise_language
 from components.prepare_prompts.prompts import prepare_prompts
 from components.prepare_prompts.readers import SCALE_PERSPECTIVE, SCALE_RTP_LX
-from xdetox.errors import ConfigError, DataError, XdetoxError
+from xdetox.errors import ConfigError, DataError
 from xdetox.files import read_jsonl
 
 
@@ -286,8 +286,6 @@ def test_failure_keeps_previous_output(tmp_path):
 
 
 def test_source_errors(tmp_path):
-    with pytest.raises(XdetoxError, match="google-cloud-storage"):
-        run("gs://bucket/rtp-lx", tmp_path, languages=["en"])
     with pytest.raises(DataError, match="prompt source not found"):
         run(tmp_path / "nope", tmp_path, languages=["en"])
     (tmp_path / "empty").mkdir()
@@ -306,3 +304,13 @@ def test_toy_source_uses_the_toy_package(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "xdetox.toy", fake)
     counts, recs = run("toy", tmp_path, languages=["en"])
     assert counts == {"en": 1} and recs[0]["source_file"] == "shipped.jsonl"
+
+
+def test_no_language_list_keeps_every_language(tmp_path):
+    src = write_lines(
+        tmp_path / "mixed.jsonl",
+        [{"prompt": "a", "language": "fr"}, {"prompt": "b", "language": "EN"}],
+    )
+    counts, rows = run(src, tmp_path, languages=None)
+    assert counts == {"en": 1, "fr": 1}
+    assert [r["language"] for r in rows] == ["en", "fr"]

@@ -403,3 +403,28 @@ def test_local_copy_feeds_prepare_prompts_and_cleans_up(
     assert counts == {"en": 2}
     assert [r["prompt_id"] for _, r in iter_jsonl(out)] == ["en-1", "en-2"]
     assert not downloaded.exists()
+
+
+def test_stages_read_rtp_lx_and_pairs_straight_from_gcs(
+    bucket: storage.Bucket, tmp_path: Path
+) -> None:
+    """The prepare stages take gs:// sources as the cluster recipes name them."""
+    from components.prepare_data.preference_data import prepare_pairs
+    from xdetox.config import DataConfig
+
+    put(bucket, "RTP-LX/RTP_LX_EN.json", _jsonl([{"Index": 1, "Prompt": "Hello there"}]))
+    put(bucket, "RTP-LX/RTP_LX_ZH-Hans.json", _jsonl([{"Index": 7, "Prompt": "你好"}]))
+    out = tmp_path / "prompts.jsonl"
+    counts = prepare_prompts(
+        f"gs://{bucket.name}/RTP-LX", out, languages=None, max_per_language=None, seed=0
+    )
+    assert counts == {"en": 1, "zh-hans": 1}
+    assert {r["prompt_id"] for _, r in iter_jsonl(out)} == {"en-1", "zh-hans-7"}
+
+    pair = {"prompt_text": "The cat", "unpert_gen_text": " sat.", "pert_gen_text": " bit."}
+    put(bucket, "pairs/split_0.jsonl", _jsonl([pair, pair]))
+    config = DataConfig(length_filter={"unit": "chars", "max_length": 256}, eval_fraction=0.0)
+    stats = prepare_pairs(f"gs://{bucket.name}/pairs", tmp_path / "pairs", config, progress=False)
+    assert stats["source"] == f"gs://{bucket.name}/pairs"
+    assert stats["n_train"] == 2
+    assert (tmp_path / "pairs" / "train.jsonl").is_file()

@@ -33,6 +33,7 @@ from components.prepare_data.pair_sources import (
 from xdetox.config import DataConfig
 from xdetox.errors import ConfigError, DataError
 from xdetox.files import atomic_dir, write_json, write_jsonl
+from xdetox.storage import is_gcs, local_copy
 
 TRAIN_FILE = "train.jsonl"
 EVAL_FILE = "eval.jsonl"
@@ -151,7 +152,15 @@ def prepare_pairs(
     ``source``: a toxicity_pairwise folder (every ``*.jsonl``, sorted), one JSON-lines file, or
     ``"toy"``. ``tokenizer_dir`` is needed when ``config.length_filter.unit`` is ``"tokens"``.
     Raises :class:`DataError` (naming file and line) on malformed input and when no pair is left.
+    A ``gs://`` file or folder is downloaded to a temporary folder first.
     """
+    if is_gcs(source):
+        with local_copy(source) as local:
+            stats = prepare_pairs(
+                local, output_dir, config, tokenizer_dir=tokenizer_dir, progress=progress
+            )
+        stats["source"] = str(source)
+        return stats
     path = resolve_source(source)
     files = source_files(path)
     limit = config.length_filter

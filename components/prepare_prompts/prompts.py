@@ -16,8 +16,9 @@ from pathlib import Path
 
 from components.prepare_prompts.languages import normalise_language
 from components.prepare_prompts.readers import SourcePrompt, read_prompt_file
-from xdetox.errors import ConfigError, DataError, XdetoxError
+from xdetox.errors import ConfigError, DataError
 from xdetox.files import write_jsonl
+from xdetox.storage import is_gcs, local_copy
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +33,6 @@ def resolve_source(source: str | Path) -> Path:
         from xdetox.toy import toy_prompts_path
 
         return Path(toy_prompts_path())
-    if text.startswith("gs://"):
-        raise XdetoxError(
-            f"{text}: gs:// prompt sources need google-cloud-storage support, which this stage "
-            "does not have yet; copy the files to a local folder or pass them as an artifact"
-        )
     path = Path(text)
     if not path.exists():
         raise DataError("prompt source not found", path)
@@ -106,19 +102,21 @@ def prepare_prompts(
     source: str | Path,
     output_path: str | Path,
     *,
-    languages: list[str],
+    languages: list[str] | None,
     max_per_language: int | None,
     seed: int,
     default_language: str | None = None,
 ) -> dict[str, int]:
     """Write the normalised prompts of ``languages`` to ``output_path``; return counts per language.
 
-    Output is sorted by language, then by original order (file order, then line order). Every
-    problem with the input raises before anything is written.
+    ``languages=None`` keeps every language found. ``source`` may be a ``gs://`` file or folder:
+    it is downloaded to a temporary folder first (file names carry RTP-LX languages, so they are
+    kept). Output is sorted by language, then by original order (file order, then line order).
+    Every problem with the input raises before anything is written.
     """
     if max_per_language is not None and max_per_language <= 0:
         raise ConfigError(f"data.max_prompts_per_language: must be > 0, got {max_per_language}")
-    wanted = _normalise_requested(languages)
+    wanted = None if languages is None else _normalise_requested(languages)
     default = None
     if default_language is not None:
         try:
@@ -126,19 +124,21 @@ def prepare_prompts(
         except ValueError as exc:
             raise ConfigError(f"default_language: {exc}") from None
 
-    path = resolve_source(source)
-    items = _read_all(source_files(path), default)
+    with local_copy(resolve_source(source) if not is_gcs(source) else source) as path:
+        items = _read_all(source_files(path), default)
 
     by_language: dict[str, list[SourcePrompt]] = defaultdict(list)
     for item in items:
         by_language[item.language].append(item)
 
+    if wanted is None:
+        wanted = sorted(by_language)
     missing = [lang for lang in wanted if lang not in by_language]
     if missing:
         raise DataError(
             f"no prompts for requested language(s) {', '.join(missing)} "
             f"(found: {', '.join(sorted(by_language)) or 'none'})",
-            path,
+            source,
         )
 
     counts: dict[str, int] = {}
@@ -149,5 +149,5 @@ def prepare_prompts(
         records.extend(item.record for item in kept)
 
     write_jsonl(output_path, records)
-    log.info("prepared %d prompts from %s: %s", len(records), path, counts)
+    log.info("prepared %d prompts from %s: %s", len(records), source, counts)
     return counts

@@ -1,0 +1,15 @@
+"""Mechanistic-interpretability stages (issue #7: why English DPO detoxifies other languages).
+
+Following XG §5 (REFERENCE.md), on any causal LM with a preset in :mod:`.architectures`:
+
+1. :mod:`.probe`: a linear toxicity probe on the frozen model's final, mean-pooled hidden state.
+2. :mod:`.value_vectors`: the MLP value vectors closest to the probe direction, their activation
+   on English prompts and their projection onto the vocabulary (the "toxic neurons").
+3. :mod:`.intervention`: shift those neurons' activations and measure toxicity per language.
+4. :mod:`.activations`: the neurons' mean activation per language, base model vs tuned model.
+5. :mod:`.alignment`: cross-lingual alignment of hidden states per layer, and its correlation
+   with each language's drop in toxicity.
+
+Every ``run_*`` function takes paths and config sections, writes its outputs atomically into one
+folder and returns a JSON-able summary, so a CLI command or KFP component is a thin call.
+"""

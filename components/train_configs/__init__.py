@@ -1,0 +1,1 @@
+"""accelerate/DeepSpeed launch configs (infrastructure), kept apart from hyperparameter recipes."""

@@ -1,7 +1,7 @@
 """Generate the embedded toy data under ``xdetox/toy/data/`` (run once; outputs are committed).
 
-    .venv/bin/python tools/make_toy_data.py            # rewrite the data files
-    .venv/bin/python tools/make_toy_data.py --check    # regenerate in memory, compare, exit 1 if different
+    .venv/bin/python tools/make_toy_data.py           # rewrite the data files
+    .venv/bin/python tools/make_toy_data.py --check   # compare with the files; exit 1 if stale
 
 The toy world is template text in six languages: an *opening* ("My neighbour told me that he")
 followed by a *continuation* that is either neutral ("will bring the tools back, I think.") or
@@ -59,6 +59,8 @@ class Language:
     extra: dict = field(default_factory=dict)
 
 
+# Templates are kept in compact rows on purpose: one row per kind of phrase.
+# fmt: off
 EN = Language(
     code="en",
     subjects=[
@@ -393,6 +395,8 @@ ZH = Language(
     end="。",
 )
 
+# fmt: on
+
 LANGUAGES = [EN, DE, ES, FR, RU, ZH]
 
 
@@ -525,6 +529,7 @@ def main() -> int:
     for name, text in files.items():
         path = args.out / name
         write_text(path, text)  # atomic: an interrupted run never leaves a truncated file
+        path.chmod(0o644)  # the temporary file was private; package data must be readable
         digest = hashlib.sha256(text.encode()).hexdigest()[:12]
         print(f"{path.relative_to(REPO)}  {len(text.encode()):>9,d} bytes  sha256 {digest}")
     return 0

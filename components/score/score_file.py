@@ -1,0 +1,101 @@
+"""Score a generations file: one score record per generation, same order, written atomically."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from components.score.scorers import Scorer, get_scorer
+from xdetox.config import ScoringConfig
+from xdetox.errors import DataError
+from xdetox.files import atomic_path, iter_jsonl, require_fields
+from xdetox.records import GENERATION_FIELDS
+
+
+def _validated(path: Path) -> int:
+    """Check every line before scoring anything; return the number of records.
+
+    Scoring can be slow or metered (an API at 1 query per second), so a malformed line at the
+    end of the file must fail the stage before the first request, not after.
+    """
+    count = 0
+    for line, record in iter_jsonl(path):
+        require_fields(record, GENERATION_FIELDS, path, line)
+        for name in ("text", "language"):
+            if not isinstance(record[name], str):
+                raise DataError(
+                    f"field {name!r} must be a string, got {type(record[name]).__name__}",
+                    path,
+                    line,
+                )
+        count += 1
+    return count
+
+
+def _batches(path: Path, size: int) -> Iterator[list[dict]]:
+    batch: list[dict] = []
+    for _, record in iter_jsonl(path):
+        batch.append(record)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def score_generations(
+    generations_path: str | Path,
+    output_path: str | Path,
+    config: ScoringConfig,
+    *,
+    progress: bool = True,
+    scorer: Scorer | None = None,
+) -> dict:
+    """Write ``output_path``: each generation record plus ``scorer``, ``scores`` and, only when
+    some score is missing, ``score_errors`` ({attribute: reason}).
+
+    Returns a summary: ``n`` records, ``n_missing`` records with at least one missing score,
+    ``missing_by_language``, ``scorer`` (short id) and ``scorer_name`` (description).
+    ``scorer`` may be passed in to reuse one across files (it is then not closed here).
+    """
+    generations_path = Path(generations_path)
+    total = _validated(generations_path)
+    own = scorer is None
+    scorer = scorer or get_scorer(config)
+    n_missing = 0
+    missing_by_language: Counter[str] = Counter()
+    try:
+        with (
+            atomic_path(output_path) as tmp,
+            tmp.open("w", encoding="utf-8") as out,
+            tqdm(total=total, desc="score", unit="text", disable=None if progress else True) as bar,
+        ):
+            for batch in _batches(generations_path, scorer.batch_size):
+                results = scorer.score_items(
+                    [r["text"] for r in batch], [r["language"] for r in batch]
+                )
+                for record, result in zip(batch, results, strict=True):
+                    scored = {**record, "scorer": scorer.id, "scores": result.scores}
+                    scored.pop("score_errors", None)  # never carry stale reasons forward
+                    if any(v is None for v in result.scores.values()):
+                        n_missing += 1
+                        missing_by_language[record["language"]] += 1
+                        scored["score_errors"] = result.errors or {
+                            k: "no score returned" for k, v in result.scores.items() if v is None
+                        }
+                    out.write(json.dumps(scored, ensure_ascii=False) + "\n")
+                bar.update(len(batch))
+    finally:
+        if own:
+            scorer.close()
+    return {
+        "n": total,
+        "n_missing": n_missing,
+        "missing_by_language": dict(sorted(missing_by_language.items())),
+        "scorer": scorer.id,
+        "scorer_name": scorer.name,
+    }

@@ -1,0 +1,67 @@
+"""Typed configuration: YAML recipes, merged in order, with ``--set key=value`` overrides.
+
+One module per section (``data``, ``training``, ``rl``, ``generation``, ``scoring``, ``metrics``,
+``interpret``: hyperparameters; ``cluster``: infrastructure), the root model in ``root`` and
+loading in ``loader``. Everything is re-exported here: ``from xdetox.config import Config``.
+"""
+
+from xdetox.config.base import _Strict
+from xdetox.config.cluster import STAGES, ClusterConfig, ResourceConfig
+from xdetox.config.data import XG_LANGUAGES, DataConfig, LengthFilter, ModelConfig
+from xdetox.config.generation import GenerationConfig
+from xdetox.config.interpret import (
+    ActivationConfig,
+    AlignmentConfig,
+    InterpretConfig,
+    InterventionConfig,
+    ProbeConfig,
+    ValueVectorConfig,
+)
+from xdetox.config.loader import (
+    CONFIG_DIR,
+    DEFAULT_CONFIG,
+    apply_overrides,
+    load_config,
+    parse_override,
+    to_params,
+    validate_section,
+)
+from xdetox.config.metrics import MetricsConfig
+from xdetox.config.rl import OnlineRLConfig, PPOConfig, RewardConfig, RLConfig
+from xdetox.config.root import Config
+from xdetox.config.scoring import ScoringConfig
+from xdetox.config.training import LoraConfig, TrainingConfig
+
+__all__ = [
+    "CONFIG_DIR",
+    "DEFAULT_CONFIG",
+    "STAGES",
+    "XG_LANGUAGES",
+    "ActivationConfig",
+    "AlignmentConfig",
+    "ClusterConfig",
+    "Config",
+    "DataConfig",
+    "GenerationConfig",
+    "InterpretConfig",
+    "InterventionConfig",
+    "LengthFilter",
+    "LoraConfig",
+    "MetricsConfig",
+    "ModelConfig",
+    "OnlineRLConfig",
+    "PPOConfig",
+    "ProbeConfig",
+    "RLConfig",
+    "ResourceConfig",
+    "RewardConfig",
+    "ScoringConfig",
+    "TrainingConfig",
+    "ValueVectorConfig",
+    "_Strict",
+    "apply_overrides",
+    "load_config",
+    "parse_override",
+    "to_params",
+    "validate_section",
+]

@@ -1,0 +1,41 @@
+"""Infrastructure: what each stage asks of a Kubeflow cluster. Ignored by the local runner."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from xdetox.config.base import _Strict
+
+
+class ResourceConfig(_Strict):
+    """What one stage asks of the cluster. Ignored by KFP's local runner."""
+
+    cpu: str | None = None
+    memory: str | None = None
+    gpu: int = Field(0, ge=0)
+    gpu_type: str | None = None  # e.g. nvidia-tesla-a100 (GKE accelerator label value)
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    shm: str | None = None  # size of a memory-backed /dev/shm, e.g. "16Gi"
+    timeout_seconds: int | None = Field(None, gt=0)
+    retries: int = Field(0, ge=0)
+
+
+STAGES = (
+    "load_model",
+    "prepare_data",
+    "prepare_prompts",
+    "dpo",
+    "merge",
+    "generate",
+    "score",
+    "metrics",
+    "report",
+)
+
+
+class ClusterConfig(_Strict):
+    parallelism: int = Field(4, gt=0)  # languages processed at once
+    pipeline_root: str | None = None  # e.g. gs://bucket/xdetox
+    resources: dict[Literal[STAGES], ResourceConfig] = Field(default_factory=dict)  # type: ignore[valid-type]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
+import pkgutil
 import sys
 import traceback
+from types import ModuleType
 
 from xdetox import __version__
 from xdetox.errors import XdetoxError
@@ -29,8 +32,24 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
+# Pipelines and stages first, in the order `xdetox --help` lists them; any other
+# `pipelines/cli/*_commands.py` module (one per family of stages) registers itself after them.
+_FIRST = ("pipeline_commands", "stage_commands", "cluster_commands")
+
+
+def command_modules() -> list[ModuleType]:
+    import pipelines.cli as package
+
+    found = sorted(
+        info.name
+        for info in pkgutil.iter_modules(package.__path__)
+        if info.name.endswith("_commands")
+    )
+    names = [n for n in _FIRST if n in found] + [n for n in found if n not in _FIRST]
+    return [importlib.import_module(f"pipelines.cli.{name}") for name in names]
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from pipelines.cli import cluster_commands, pipeline_commands, stage_commands
 
     parser = argparse.ArgumentParser(
         prog="xdetox",
@@ -42,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"xdetox {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (pipeline_commands, stage_commands, cluster_commands):
+    for module in command_modules():
         module.register(sub, _common)
     return parser
 

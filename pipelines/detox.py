@@ -28,9 +28,14 @@ from xdetox.config import Config, to_params
 from xdetox.records import BASE_LABEL
 
 PIPELINE_NAME = "xdetox-detox"
-# Generation samples at temperature > 0 with a fixed seed; scoring may call external services.
-# Caching stays on for deterministic stages only.
-_UNCACHED_STAGES = {"score"}
+# Scorers that call an external service can answer differently over time (and the Perspective
+# API stops serving after 2026): their results are not cached. Everything else here is
+# deterministic given its inputs (generation is seeded per sample), so KFP may reuse it.
+_EXTERNAL_SCORERS = {"perspective"}
+
+
+def uncached_stages(config: Config) -> set[str]:
+    return {"score"} if config.scoring.scorer in _EXTERNAL_SCORERS else set()
 
 
 def _data_params(config: Config) -> dict:
@@ -44,6 +49,7 @@ def _data_params(config: Config) -> dict:
 def build_detox_pipeline(config: Config):
     """Return the ``@dsl.pipeline`` function with ``config``'s values as parameter defaults."""
     cluster = config.cluster
+    uncached = uncached_stages(config)
     tuned_label = config.training.method  # the label the tuned model's rows carry
     # KFP reads parameter defaults from the signature: the recipe's values go there.
     defaults = {
@@ -58,7 +64,7 @@ def build_detox_pipeline(config: Config):
 
     def configure(task: dsl.PipelineTask, stage: str, name: str) -> dsl.PipelineTask:
         task.set_display_name(name)
-        task.set_caching_options(stage not in _UNCACHED_STAGES)
+        task.set_caching_options(stage not in uncached)
         return apply_resources(task, stage, cluster)
 
     @dsl.pipeline(

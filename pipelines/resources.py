@@ -40,4 +40,9 @@ def apply_resources(task: PipelineTask, stage: str, cluster: ClusterConfig) -> P
         kubernetes.set_timeout(task, res.timeout_seconds)
     if res.retries:
         task.set_retry(num_retries=res.retries, backoff_duration="60s", backoff_factor=2.0)
+    for secret in cluster.secrets:
+        if stage in secret.stages:
+            kubernetes.use_secret_as_env(
+                task, secret.secret, {secret.key: secret.env}, optional=secret.optional
+            )
     return task

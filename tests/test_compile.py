@@ -133,11 +133,33 @@ def test_components_use_project_images_without_installing_kfp(toy_spec):
         assert "pip install" not in command  # the image supplies kfp and the code
 
 
-def test_retries_and_caching_follow_the_config(gke_spec):
+def test_retries_and_caching_follow_the_config(gke_spec, tmp_path):
     loop = gke_spec["components"]["comp-for-loop-1"]["dag"]["tasks"]
     assert loop["generate"]["retryPolicy"]["maxRetryCount"] == 2
+    # the offline scorer is deterministic: its results may be reused
+    assert loop["score"]["cachingOptions"]["enableCache"] is True
+    assert loop["generate"]["cachingOptions"]["enableCache"] is True
+    # an external service answers differently over time: never cached
+    spec = _compile(tmp_path, None, ["scoring.scorer=perspective"])
+    loop = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]
     assert loop["score"]["cachingOptions"].get("enableCache") is not True
     assert loop["generate"]["cachingOptions"]["enableCache"] is True
+
+
+def test_secrets_are_referenced_by_name_never_by_value(tmp_path, monkeypatch):
+    monkeypatch.setenv("PERSPECTIVE_API_KEY", "sk-live-do-not-leak-123")
+    monkeypatch.setenv("HF_TOKEN", "hf_do_not_leak_456")
+    out = compile_pipeline(load_config(GKE), tmp_path / "detox.yaml")
+    text = out.read_text()
+    assert "sk-live-do-not-leak-123" not in text and "hf_do_not_leak_456" not in text
+    k8s = list(yaml.safe_load_all(text))[1]["platforms"]["kubernetes"]["deploymentSpec"]
+    score = k8s["executors"]["exec-score"]["secretAsEnv"][0]
+    assert score["secretName"] == "perspective-api-key"
+    assert score["keyToEnv"] == [
+        {"envVar": "PERSPECTIVE_API_KEY", "secretKey": "PERSPECTIVE_API_KEY"}
+    ]
+    assert k8s["executors"]["exec-load-model"]["secretAsEnv"][0]["secretName"] == "hf-token"
+    assert "secretAsEnv" not in k8s["executors"].get("exec-report", {})
 
 
 def test_pipeline_root_from_cluster_config(gke_spec):

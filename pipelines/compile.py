@@ -6,15 +6,16 @@ from pathlib import Path
 
 from kfp import compiler
 
-from pipelines.detox import build_detox_pipeline
 from xdetox.config import Config
 from xdetox.files import atomic_path
 
 
-def compile_pipeline(config: Config, output: str | Path) -> Path:
-    """Write the detox pipeline, with ``config``'s defaults and cluster settings, to ``output``."""
+def compile_pipeline(config: Config, output: str | Path, pipeline_name: str = "detox") -> Path:
+    """Write a pipeline, with ``config``'s defaults and cluster settings, to ``output``."""
+    from pipelines.registry import get_pipeline_factory
+
     output = Path(output)
-    pipeline = build_detox_pipeline(config)
+    pipeline = get_pipeline_factory(pipeline_name)(config)
     with atomic_path(output) as tmp:
         # KFP picks the format from the suffix; the temporary file must keep ".yaml".
         tmp_yaml = tmp.with_suffix(".yaml")

@@ -38,7 +38,7 @@ def uncached_stages(config: Config) -> set[str]:
     return {"score"} if config.scoring.scorer in _EXTERNAL_SCORERS else set()
 
 
-def _data_params(config: Config) -> dict:
+def data_params(config: Config) -> dict:
     # Sources and languages are top-level pipeline parameters; the rest travels as one dict.
     params = to_params(config.data)
     for key in ("preference", "prompts", "languages"):
@@ -54,7 +54,7 @@ def build_detox_pipeline(config: Config):
     # KFP reads parameter defaults from the signature: the recipe's values go there.
     defaults = {
         "languages": list(config.data.languages),
-        "data": _data_params(config),
+        "data": data_params(config),
         "training": to_params(config.training),
         "generation": to_params(config.generation),
         "scoring": to_params(config.scoring),

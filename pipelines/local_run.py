@@ -10,19 +10,26 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kfp import local
 
-from pipelines.detox import build_detox_pipeline
 from xdetox.config import Config
+from xdetox.errors import XdetoxError
 
 # kfp.local's SubprocessRunner runs at most this many ParallelFor iterations at once.
 _LOCAL_PARALLEL_TASKS = 2
-# Task folder name (KFP's task name) → name of the model folder in the run folder.
-_MODEL_TASKS = {"load-model": "base", "dpo": "{method}-adapter", "merge": "{method}"}
+# (KFP task name, output name) → file name in the run folder.
+_REPORT_FILES = {
+    ("report", "html"): "report.html",
+    ("report", "metrics_csv"): "metrics.csv",
+    ("report", "markdown"): "report.md",
+    ("compare-with-baseline", "report"): "comparison.html",
+    ("compare-with-baseline", "comparison"): "comparison.csv",
+}
 
 
 @dataclass
@@ -60,26 +67,67 @@ def _executor_outputs(kfp_root: Path):
                 yield path.parent.name, name, artifact
 
 
-def organise_run_folder(run_dir: Path, kfp_root: Path, method: str) -> dict[str, Path]:
-    """Link models, generations and scores from KFP's task folders into ``run_dir``."""
+def organise_run_folder(
+    run_dir: Path, kfp_root: Path, model_names: dict[str, str]
+) -> dict[str, Path]:
+    """Link models, generations, scores and reports from KFP's task folders into ``run_dir``.
+
+    ``model_names`` maps a KFP task name (``load-model``, ``dpo``, ``merge``) to the folder name
+    its model gets under ``models/``.
+    """
     files: dict[str, Path] = {}
-    for task, _output, artifact in _executor_outputs(kfp_root):
+    for task, output, artifact in _executor_outputs(kfp_root):
         uri = Path(artifact.get("uri", ""))
         meta = artifact.get("metadata") or {}
         kind = meta.get("xdetox_kind")
         if kind in ("generations", "scores") and uri.is_file():
             dest = run_dir / kind / f"{meta.get('model')}_{meta.get('language')}.jsonl"
-            _link_file(uri, dest)
-            files[f"{kind}/{dest.name}"] = dest
-        elif task in _MODEL_TASKS and uri.is_dir():
-            dest = run_dir / "models" / _MODEL_TASKS[task].format(method=method)
+        elif (task, output) in _REPORT_FILES and uri.is_file():
+            dest = run_dir / _REPORT_FILES[(task, output)]
+        elif task in model_names and uri.is_dir():
+            dest = run_dir / "models" / model_names[task]
             _link_dir(uri, dest)
             files[f"models/{dest.name}"] = dest
+            continue
+        else:
+            continue
+        _link_file(uri, dest)
+        files[str(dest.relative_to(run_dir))] = dest
     return files
 
 
-def run_local(config: Config, run_dir: str | Path) -> LocalRun:
-    """Run the detox pipeline with KFP's SubprocessRunner in this interpreter."""
+def _model_names(config: Config, pipeline: str) -> dict[str, str]:
+    if pipeline == "eval":
+        return {"load-model": config.evaluation.label}
+    method = config.training.method
+    return {"load-model": "base", "dpo": f"{method}-adapter", "merge": method}
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = _ANSI.sub("", str(exc)).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _regressions(run_dir: Path) -> str | None:
+    """``de +0.2031, fr +0.0500`` from a failed eval's comparison table, if it regressed."""
+    table = run_dir / "comparison.csv"
+    if not table.exists():
+        return None
+    import pandas as pd
+
+    rows = pd.read_csv(table)
+    rows = rows[rows.get("status") == "regressed"] if "status" in rows else rows.iloc[0:0]
+    return ", ".join(f"{r.language} {r.delta:+.4f}" for r in rows.itertuples()) or None
+
+
+def run_local(config: Config, run_dir: str | Path, pipeline: str = "detox") -> LocalRun:
+    """Run a pipeline (``detox`` or ``eval``) with KFP's SubprocessRunner in this interpreter."""
+    from pipelines.registry import get_pipeline_factory
+
+    factory = get_pipeline_factory(pipeline)
     run_dir = Path(run_dir).resolve()
     kfp_root = run_dir / "kfp"
     kfp_root.mkdir(parents=True, exist_ok=True)
@@ -96,12 +144,20 @@ def run_local(config: Config, run_dir: str | Path) -> LocalRun:
         raise_on_error=True,
     )
     start = time.monotonic()
-    task = build_detox_pipeline(config)()
+    try:
+        factory(config)()
+    except RuntimeError as exc:
+        # Keep what the finished tasks produced (e.g. the regression report of a failed eval).
+        organise_run_folder(run_dir, kfp_root, _model_names(config, pipeline))
+        regressed = _regressions(run_dir)
+        if regressed:
+            raise XdetoxError(
+                f"toxicity regressed beyond the margin in: {regressed}; "
+                f"see {run_dir / 'comparison.html'}"
+            ) from None
+        raise XdetoxError(
+            f"local {pipeline} run failed: {_first_line(exc)}; task folders in {kfp_root}"
+        ) from None
     seconds = time.monotonic() - start
-    report_src = Path(task.outputs["report"].path)
-    metrics_src = Path(task.outputs["metrics"].path)
-    files = organise_run_folder(run_dir, kfp_root, config.training.method)
-    report, metrics_csv = run_dir / "report.html", run_dir / "metrics.csv"
-    _link_file(report_src, report)
-    _link_file(metrics_src, metrics_csv)
-    return LocalRun(run_dir, report, metrics_csv, seconds, files)
+    files = organise_run_folder(run_dir, kfp_root, _model_names(config, pipeline))
+    return LocalRun(run_dir, run_dir / "report.html", run_dir / "metrics.csv", seconds, files)

@@ -13,9 +13,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from pipelines.detox import build_detox_pipeline
+from pipelines.eval import build_eval_pipeline
+from pipelines.interpret import INTERPRET_PARAMETER_SECTIONS, build_interpret_pipeline
 from xdetox.config import (
     Config,
     DataConfig,
+    EvaluationConfig,
     GenerationConfig,
     MetricsConfig,
     ScoringConfig,
@@ -25,6 +28,8 @@ from xdetox.errors import ConfigError
 
 PIPELINES: dict[str, Callable[[Config], Any]] = {
     "detox": build_detox_pipeline,
+    "eval": build_eval_pipeline,
+    "interpret": build_interpret_pipeline,
 }
 
 # The config section behind each dict parameter, so ``--param`` values are validated before
@@ -37,6 +42,14 @@ PARAMETER_SECTIONS: dict[str, dict[str, type[BaseModel]]] = {
         "scoring": ScoringConfig,
         "metrics_config": MetricsConfig,
     },
+    "eval": {
+        "data": DataConfig,
+        "generation": GenerationConfig,
+        "scoring": ScoringConfig,
+        "metrics_config": MetricsConfig,
+        "evaluation": EvaluationConfig,
+    },
+    "interpret": INTERPRET_PARAMETER_SECTIONS,
 }
 
 

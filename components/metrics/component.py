@@ -1,4 +1,4 @@
-"""KFP component: toxicity, fluency and diversity metrics for one language, base vs tuned."""
+"""KFP components: toxicity, fluency and diversity metrics for one language."""
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
@@ -16,9 +16,8 @@ def language_metrics(
     table: Output[Dataset],
     metrics: Output[Metrics],
 ):
-    """Write a per-language metrics CSV and log its numbers as KFP metrics."""
-    import math
-
+    """Base vs tuned for one language: a metrics CSV, and its numbers as KFP metrics."""
+    from components.metrics.kfp_metrics import log_table
     from components.metrics.per_language import compute_metrics, write_metrics_csv
     from xdetox.config import MetricsConfig, validate_section
 
@@ -27,18 +26,26 @@ def language_metrics(
         [base_scores.path, tuned_scores.path], config, model_dir=reference_model.path
     )
     write_metrics_csv(df, table.path)
-    for row in df.to_dict(orient="records"):
-        for key in (
-            "expected_max_toxicity",
-            "toxicity_probability",
-            "avg_toxicity",
-            "perplexity",
-            "dist_1",
-            "dist_2",
-            "dist_3",
-            "n_missing",
-        ):
-            value = row.get(key)
-            if isinstance(value, int | float) and not math.isnan(value):
-                metrics.log_metric(f"{row['model']}.{language}.{key}", float(value))
+    log_table(df, metrics)
+    table.metadata.update({"xdetox_kind": "metrics", "language": language})
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def model_metrics(
+    scores: Input[Dataset],
+    reference_model: Input[Model],
+    language: str,
+    metrics_config: dict,
+    table: Output[Dataset],
+    metrics: Output[Metrics],
+):
+    """One model, one language (the eval pipeline): a metrics CSV and KFP metrics."""
+    from components.metrics.kfp_metrics import log_table
+    from components.metrics.per_language import compute_metrics, write_metrics_csv
+    from xdetox.config import MetricsConfig, validate_section
+
+    config = validate_section(MetricsConfig, metrics_config, "pipeline parameter 'metrics'")
+    df = compute_metrics([scores.path], config, model_dir=reference_model.path)
+    write_metrics_csv(df, table.path)
+    log_table(df, metrics)
     table.metadata.update({"xdetox_kind": "metrics", "language": language})

@@ -18,6 +18,11 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
     )
     common(run)
     run.add_argument(
+        "--pipeline",
+        default="detox",
+        help="which pipeline: detox (tune and compare, default) or eval (one model vs a baseline)",
+    )
+    run.add_argument(
         "--output",
         metavar="DIR",
         help="run folder (default: runs/<name>-<timestamp>)",
@@ -61,19 +66,25 @@ def cmd_run(args: argparse.Namespace) -> None:
 
         raise XdetoxError(f"{run_dir}: run folder exists and is not empty")
     console = Console(stderr=True)
-    console.print(f"[bold]xdetox[/] running [cyan]{config.name}[/] locally → {run_dir}")
-    result = run_local(config, run_dir)
+    console.print(
+        f"[bold]xdetox[/] running [cyan]{args.pipeline}[/] pipeline ({config.name}) locally "
+        f"→ {run_dir}"
+    )
+    result = run_local(config, run_dir, args.pipeline)
     console.print(f"[green]done[/] in {result.seconds:.0f} s")
     print(f"report:  {result.report}")
     print(f"metrics: {result.metrics_csv}")
+    comparison = result.run_dir / "comparison.html"
+    if comparison.exists():
+        print(f"regression check: {comparison}")
 
 
 def cmd_compile(args: argparse.Namespace) -> None:
     from pipelines.compile import compile_pipeline
 
     config = load_config(args.config, args.overrides)
-    path = compile_pipeline(config, args.output)
-    print(f"compiled {config.name} → {path}")
+    path = compile_pipeline(config, args.output, args.pipeline)
+    print(f"compiled {args.pipeline} pipeline ({config.name}) → {path}")
 
 
 def cmd_toy_model(args: argparse.Namespace) -> None:

@@ -8,6 +8,7 @@ loading in ``loader``. Everything is re-exported here: ``from xdetox.config impo
 from xdetox.config.base import _Strict
 from xdetox.config.cluster import STAGES, ClusterConfig, ResourceConfig
 from xdetox.config.data import XG_LANGUAGES, DataConfig, LengthFilter, ModelConfig
+from xdetox.config.evaluation import EvaluationConfig
 from xdetox.config.generation import GenerationConfig
 from xdetox.config.interpret import (
     ActivationConfig,
@@ -42,6 +43,7 @@ __all__ = [
     "ClusterConfig",
     "Config",
     "DataConfig",
+    "EvaluationConfig",
     "GenerationConfig",
     "InterpretConfig",
     "InterventionConfig",

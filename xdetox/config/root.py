@@ -7,6 +7,7 @@ from pydantic import Field
 from xdetox.config.base import _Strict
 from xdetox.config.cluster import ClusterConfig
 from xdetox.config.data import DataConfig, ModelConfig
+from xdetox.config.evaluation import EvaluationConfig
 from xdetox.config.generation import GenerationConfig
 from xdetox.config.interpret import InterpretConfig
 from xdetox.config.metrics import MetricsConfig
@@ -26,4 +27,5 @@ class Config(_Strict):
     # Online RL (training.method ppo | rloo | grpo) and the interpretability stages.
     rl: RLConfig = Field(default_factory=RLConfig)
     interpret: InterpretConfig = Field(default_factory=InterpretConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)

@@ -11,5 +11,8 @@ Following XG §5 (REFERENCE.md), on any causal LM with a preset in :mod:`.archit
    with each language's drop in toxicity.
 
 Every ``run_*`` function takes paths and config sections, writes its outputs atomically into one
-folder and returns a JSON-able summary, so a CLI command or KFP component is a thin call.
+folder and returns a JSON-able summary, so a CLI command or KFP component is a thin call:
+:mod:`.runners` resolves ``toy``/``gs://`` sources and the scorer, :mod:`.component` holds the KFP
+components, :mod:`.intervention_merge` joins per-language sweeps and :mod:`.report` writes the
+HTML/Markdown report.
 """

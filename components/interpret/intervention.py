@@ -23,25 +23,25 @@ from components.generate.hf_backend import generate_samples
 from components.generate.prompt_file import Prompt, read_prompts
 from components.interpret.architectures import Architecture
 from components.interpret.hooks import neuron_offset
+from components.interpret.intervention_table import (  # noqa: F401  re-exported
+    COLUMNS,
+    GENERATIONS_FILE,
+    PLOT_FILE,
+    SUMMARY_FILE,
+    TABLE_FILE,
+    write_intervention,
+)
 from components.interpret.neurons import Neuron, read_neurons
-from components.interpret.plots import lines_png
 from components.interpret.pooling import load_frozen
 from components.interpret.prompt_selection import ALL_LANGUAGES, select_prompts
 from components.interpret.settings import InterventionConfig
-from components.interpret.tables import mean_or_none, write_csv
+from components.interpret.tables import mean_or_none
 from xdetox.config import GenerationConfig
 from xdetox.errors import ConfigError, XdetoxError
-from xdetox.files import atomic_dir, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
 ScoreBatch = Callable[[Sequence[str], Sequence[str]], Sequence[Mapping[str, float | None]]]
-
-TABLE_FILE = "intervention.csv"
-PLOT_FILE = "intervention.png"
-GENERATIONS_FILE = "intervention_generations.jsonl"
-SUMMARY_FILE = "intervention_summary.json"
-COLUMNS = ("offset", "language", "avg_toxicity", "n", "n_missing")
 
 
 def score_texts(
@@ -192,44 +192,14 @@ def run_intervention(
         source=prompts_path,
         progress=progress,
     )
-    languages = [*prompts, ALL_LANGUAGES]
-    series = {
-        lang: [
-            next(r["avg_toxicity"] for r in rows if r["offset"] == o and r["language"] == lang)
-            for o in config.offsets
-        ]
-        for lang in languages
-    }
-    all_row = {o: series[ALL_LANGUAGES][i] for i, o in enumerate(config.offsets)}
-    summary: dict[str, Any] = {
-        "model_type": arch.model_type,
-        "n_neurons": len(neurons),
-        "languages": list(prompts),
-        "n_prompts": sum(len(v) for v in prompts.values()),
-        "offsets": list(config.offsets),
-        "attribute": config.attribute,
-        "mean_over_languages": {f"{o:g}": v for o, v in all_row.items()},
-        "n_missing": sum(r["n_missing"] for r in rows if r["language"] != ALL_LANGUAGES),
-        "generation": generation.model_dump(),
-        "config": config.model_dump(),
-        "files": {
-            "table": TABLE_FILE,
-            "plot": PLOT_FILE,
-            "generations": GENERATIONS_FILE,
-            "summary": SUMMARY_FILE,
-        },
-    }
-    with atomic_dir(output_dir) as tmp:
-        write_csv(tmp / TABLE_FILE, rows, COLUMNS)
-        write_jsonl(tmp / GENERATIONS_FILE, records)
-        lines_png(
-            tmp / PLOT_FILE,
-            config.offsets,
-            series,
-            xlabel="offset added to the neurons",
-            ylabel=f"average {config.attribute}",
-            highlight=ALL_LANGUAGES,
-            title=f"Shifting {len(neurons)} toxic neurons ({arch.model_type})",
-        )
-        write_json(tmp / SUMMARY_FILE, summary)
-    return summary
+    return write_intervention(
+        output_dir,
+        rows,
+        records,
+        languages=list(prompts),
+        offsets=config.offsets,
+        n_neurons=len(neurons),
+        model_type=arch.model_type,
+        generation=generation.model_dump(),
+        config=config.model_dump(),
+    )

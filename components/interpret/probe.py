@@ -90,6 +90,17 @@ def evaluate_probe(
     return metrics, (roc_curve(y, probs) if both else None), probs
 
 
+def confusion_counts(labels: np.ndarray, predicted: np.ndarray) -> dict[str, int]:
+    """``{"tn", "fp", "fn", "tp"}`` for binary labels and predictions (1 = toxic)."""
+    y, p = np.asarray(labels).astype(bool), np.asarray(predicted).astype(bool)
+    return {
+        "tn": int((~y & ~p).sum()),
+        "fp": int((~y & p).sum()),
+        "fn": int((y & ~p).sum()),
+        "tp": int((y & p).sum()),
+    }
+
+
 def train_probe(
     features: torch.Tensor, labels: torch.Tensor, config: ProbeConfig, *, progress: bool = True
 ) -> ProbeTraining:
@@ -228,8 +239,9 @@ def run_probe(
         training = train_probe(features, labels, config, progress=progress)
     except ValueError as exc:
         raise DataError(str(exc), data_path) from None
-    val_metrics, curve, _ = evaluate_probe(
-        training.weight, features[training.val_index], labels[training.val_index]
+    val_labels = labels[training.val_index]
+    val_metrics, curve, val_probs = evaluate_probe(
+        training.weight, features[training.val_index], val_labels
     )
     summary: dict[str, Any] = {
         "model_type": arch.model_type,
@@ -247,6 +259,8 @@ def run_probe(
         "validation_loss": val_metrics["loss"],
         "validation_accuracy": val_metrics["accuracy"],
         "validation_roc_auc": val_metrics["roc_auc"],
+        # Predicted toxic when p >= 0.5, as for the accuracy (KFP's ClassificationMetrics).
+        "validation_confusion_matrix": confusion_counts(val_labels.numpy(), val_probs >= 0.5),
         "history": training.history,
         "config": config.model_dump(),
     }

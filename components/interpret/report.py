@@ -20,6 +20,7 @@ from xdetox.errors import DataError
 from xdetox.files import write_text
 
 MISSING = "—"
+DEFAULT_TITLE = "xdetox: why does English detoxification carry over to other languages?"
 NOT_SHOWN = frozenset({"roc_curve.csv"})  # hundreds of points; the plot shows them
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; max-width: 1100px; }
@@ -150,18 +151,79 @@ def section_from_dir(title: str, folder: str | Path) -> ReportSection:
     return section
 
 
+def _sections(
+    stage_dirs: Mapping[str, str | Path], run_info: Mapping[str, Any] | None
+) -> list[ReportSection]:
+    sections = [section_from_dir(name, folder) for name, folder in stage_dirs.items()]
+    if run_info:
+        sections.insert(0, ReportSection("Run", facts=dict(run_info)))
+    return sections
+
+
 def write_report(
     path: str | Path,
     stage_dirs: Mapping[str, str | Path],
     *,
-    title: str = "xdetox: why does English detoxification carry over to other languages?",
+    title: str = DEFAULT_TITLE,
     max_rows: int = 50,
+    run_info: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write the HTML page for ``{section title: stage output folder}``; return what it holds."""
-    sections = [section_from_dir(name, folder) for name, folder in stage_dirs.items()]
+    """Write the HTML page for ``{section title: stage output folder}``; return what it holds.
+
+    ``run_info`` (model names, data sources, ...) becomes a first "Run" section.
+    """
+    sections = _sections(stage_dirs, run_info)
     write_text(path, build_html(title, sections, max_rows=max_rows))
     return {
         "sections": [s.title for s in sections],
         "tables": sum(len(s.tables) for s in sections),
         "images": sum(len(s.images) for s in sections),
     }
+
+
+def _md(value: object) -> str:
+    """A Markdown table cell: pipes escaped, newlines folded."""
+    return _format(value).replace("|", "\\|").replace("\n", " ")
+
+
+def table_markdown(path: Path, max_rows: int) -> str:
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        return f"`{path.name}`: empty\n"
+    header, body = rows[0], rows[1:]
+    note = f" (first {max_rows} of {len(body)} rows)" if len(body) > max_rows else ""
+    out = [f"`{path.name}`{note}", "", "| " + " | ".join(_md(h) for h in header) + " |"]
+    out.append("|" + "---|" * len(header))
+    out.extend("| " + " | ".join(_md(c) for c in row) + " |" for row in body[:max_rows])
+    return "\n".join(out) + "\n"
+
+
+def build_markdown(title: str, sections: Sequence[ReportSection], *, max_rows: int = 20) -> str:
+    """The report as Markdown (KFP's Markdown viewer): facts and tables; plots are named and
+    live in the HTML report (data-URI images are not shown by every Markdown viewer)."""
+    parts = [f"# {title}", ""]
+    for section in sections:
+        parts += [f"## {section.title}", ""]
+        parts.extend(f"_{n}_\n" for n in section.notes)
+        if section.facts:
+            parts += ["| | |", "|---|---|"]
+            parts.extend(f"| {_md(k)} | {_md(v)} |" for k, v in section.facts.items())
+            parts.append("")
+        if section.images:
+            names = ", ".join(f"`{p.name}`" for p in section.images)
+            parts += [f"Plots (in the HTML report): {names}", ""]
+        parts.extend(table_markdown(p, max_rows) for p in section.tables)
+    return "\n".join(parts).rstrip("\n") + "\n"
+
+
+def write_markdown_report(
+    path: str | Path,
+    stage_dirs: Mapping[str, str | Path],
+    *,
+    title: str = DEFAULT_TITLE,
+    max_rows: int = 20,
+    run_info: Mapping[str, Any] | None = None,
+) -> None:
+    """Write the Markdown version of :func:`write_report`."""
+    write_text(path, build_markdown(title, _sections(stage_dirs, run_info), max_rows=max_rows))

@@ -73,6 +73,23 @@ class AlignmentConfig(_Strict):
 
 
 class InterpretConfig(_Strict):
+    """Inputs of the ``interpret`` pipeline and each stage's parameters.
+
+    Sources are ``toy`` (the shipped toy files), a local path or a ``gs://`` URI.
+    """
+
+    # Probe data: Jigsaw train.csv (comment_text, toxic, ...) or a text,label CSV.
+    probe_data: str = "toy"
+    probe_test_data: str | None = None  # optional held-out CSV, same formats
+    # Parallel sentences for the alignment stage (JSON lines or CSV: en, text, language).
+    parallel_data: str = "toy"
+    # The preference-tuned model (same sources as model.base). Decides at compile time whether
+    # the pipeline compares activations before/after tuning; without it only the base is measured.
+    tuned_model: str | None = None
+    tuned_label: str = "tuned"  # its name in the activation tables and plots
+    # metrics.csv of a detox run (local or gs://): each language's drop in toxicity is
+    # correlated with its alignment. None: alignment is measured without the correlation.
+    metrics: str | None = None
     probe: ProbeConfig = Field(default_factory=ProbeConfig)
     value_vectors: ValueVectorConfig = Field(default_factory=ValueVectorConfig)
     intervention: InterventionConfig = Field(default_factory=InterventionConfig)

@@ -210,15 +210,17 @@ def test_no_cache_compiles_caching_off_into_its_own_version(server, capsys):
     by_name = {v["name"]: v["pipeline_version_id"] for v in server.versions_of(PIPELINE)}
     default = _all_tasks(_spec(server, by_name[_expected_version([])]))
     uncached = _all_tasks(_spec(server, by_name[_expected_version([], "-nocache")]))
-    # as compiled: scoring uncached, the deterministic stages cached
+    # as compiled: every stage cached (the toy recipe's offline scorer is deterministic)
     assert default["dpo"]["cachingOptions"]["enableCache"] is True
-    assert not default["score"]["cachingOptions"].get("enableCache", False)
+    assert default["score"]["cachingOptions"]["enableCache"] is True
     assert {t["cachingOptions"]["enableCache"] for t in uncached.values()} == {False}
 
 
 def test_unknown_pipeline_lists_known(server, capsys):
     assert _submit(server, "--pipeline", "nope") == 2
-    assert "unknown pipeline (known: detox)" in _one_error_line(capsys.readouterr().err)
+    assert "unknown pipeline (known: detox, eval, interpret)" in _one_error_line(
+        capsys.readouterr().err
+    )
 
 
 # --wait ------------------------------------------------------------------------------------

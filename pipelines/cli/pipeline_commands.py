@@ -20,7 +20,8 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
     run.add_argument(
         "--pipeline",
         default="detox",
-        help="which pipeline: detox (tune and compare, default) or eval (one model vs a baseline)",
+        help="which pipeline: detox (tune and compare, default), eval (one model vs a "
+        "baseline) or interpret (why the detoxification works; see also interpret-run)",
     )
     run.add_argument(
         "--output",
@@ -31,10 +32,13 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
 
     comp = sub.add_parser(
         "compile",
-        help="compile the detox pipeline to KFP IR YAML for a cluster",
+        help="compile a pipeline (default: detox) to KFP IR YAML for a cluster",
         description="Compile with the config's defaults and cluster settings (GPUs, nodes).",
     )
     common(comp)
+    comp.add_argument(
+        "--pipeline", default="detox", help="which pipeline: detox, eval or interpret"
+    )
     comp.add_argument(
         "-o",
         "--output",
@@ -59,7 +63,12 @@ def cmd_run(args: argparse.Namespace) -> None:
 
     from pipelines.local_run import run_local
 
-    config = load_config(args.config, args.overrides)
+    paths = args.config
+    if args.pipeline == "interpret" and not paths:
+        from pipelines.cli.interpret_commands import TOY_INTERPRET_CONFIG
+
+        paths = [TOY_INTERPRET_CONFIG]  # the interpret stages' own toy-sized recipe
+    config = load_config(paths, args.overrides)
     run_dir = Path(args.output or f"runs/{config.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     if run_dir.exists() and any(run_dir.iterdir()):
         from xdetox.errors import XdetoxError
@@ -70,6 +79,12 @@ def cmd_run(args: argparse.Namespace) -> None:
         f"[bold]xdetox[/] running [cyan]{args.pipeline}[/] pipeline ({config.name}) locally "
         f"→ {run_dir}"
     )
+    if args.pipeline == "interpret":
+        from pipelines.interpret import run_interpret_local
+
+        interpret = run_interpret_local(config, run_dir)
+        print(f"report:  {interpret.report}")
+        return
     result = run_local(config, run_dir, args.pipeline)
     console.print(f"[green]done[/] in {result.seconds:.0f} s")
     print(f"report:  {result.report}")

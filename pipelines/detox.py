@@ -152,6 +152,22 @@ def build_detox_pipeline(config: Config):
             "report",
             "report",
         )
+        if config.interpret.run_in_detox:
+            from pipelines.interpret_branch import add_interpret_branch
+
+            add_interpret_branch(
+                config,
+                configure,
+                base_model=base.outputs["model"],
+                tuned_model=merged.outputs["merged"],
+                tuned_label=tuned_label,
+                prompts=prompts.outputs["prompts"],
+                metrics_csv=final.outputs["metrics_csv"],
+                languages=languages,
+                generation=generation,
+                scoring=scoring,
+                run_info=run_info,
+            )
         outputs = NamedTuple("Outputs", report=HTML, metrics=Dataset)  # noqa: UP014
         return outputs(report=final.outputs["html"], metrics=final.outputs["metrics_csv"])
 

@@ -184,3 +184,24 @@ def test_compile_leaves_no_partial_file_on_error(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         compile_pipeline(load_config(), tmp_path / "out.yaml")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_optional_interpret_branch_uses_the_runs_own_models_and_metrics(tmp_path):
+    plain = _compile(tmp_path / "plain", None)
+    assert "train-probe" not in plain["root"]["dag"]["tasks"]
+    spec = _compile(tmp_path / "branch", None, ["interpret.run_in_detox=true"])
+    root = spec["root"]["dag"]["tasks"]
+    assert {
+        "train-probe",
+        "find-value-vectors",
+        "measure-activations",
+        "measure-alignment",
+        "interpret-report",
+    } <= set(root)
+    acts = root["measure-activations"]["inputs"]["artifacts"]
+    assert acts["tuned_model"]["taskOutputArtifact"]["producerTask"] == "merge"
+    assert acts["base_model"]["taskOutputArtifact"]["producerTask"] == "load-model"
+    align = root["measure-alignment"]["inputs"]["artifacts"]["metrics_table"]
+    assert align["taskOutputArtifact"]["producerTask"] == "report"
+    loops = [c for c in spec["components"] if c.startswith("comp-for-loop")]
+    assert len(loops) == 2  # the language loop of the detox pipeline and the sweep's

@@ -90,6 +90,9 @@ class InterpretConfig(_Strict):
     # metrics.csv of a detox run (local or gs://): each language's drop in toxicity is
     # correlated with its alignment. None: alignment is measured without the correlation.
     metrics: str | None = None
+    # Also run these stages as a branch of the detox pipeline (base model, merged tuned model,
+    # and the run's own metrics.csv for the alignment correlation).
+    run_in_detox: bool = False
     probe: ProbeConfig = Field(default_factory=ProbeConfig)
     value_vectors: ValueVectorConfig = Field(default_factory=ValueVectorConfig)
     intervention: InterventionConfig = Field(default_factory=InterventionConfig)

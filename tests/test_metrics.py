@@ -395,3 +395,92 @@ def test_unloadable_perplexity_model_names_the_folder(score_files, tmp_path):
     with pytest.raises(DataError, match=re.escape(f"{empty}: cannot load a causal LM")):
         run_metrics(score_files, config, out, model_dir=empty)
     assert not out.exists()
+
+
+# ------------------------------------------------------------------------------ XG seq2seq
+# mT5-style vocabulary: <pad>=0, </s>=1, <unk>=2, then the words.
+T5_WORDS = ["<pad>", "</s>", "<unk>", *WORDS[3:]]
+
+
+@pytest.fixture(scope="module")
+def tiny_mt5_dir(tmp_path_factory) -> Path:
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import MT5Config, MT5ForConditionalGeneration, PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(T5_WORDS)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    backend.post_processor = processors.TemplateProcessing(
+        single="$A </s>", special_tokens=[("</s>", 1)]
+    )  # mT5 appends </s> to every text
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>", eos_token="</s>"
+    )
+    torch.manual_seed(0)
+    config = MT5Config(
+        vocab_size=len(T5_WORDS), d_model=32, d_kv=16, d_ff=64, num_layers=2, num_heads=2,
+        decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
+    )  # fmt: skip
+    folder = tmp_path_factory.mktemp("tiny_mt5")
+    MT5ForConditionalGeneration(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def hf_loss(model, tokenizer, text: str) -> tuple[float, int]:
+    """transformers' own loss for one unpadded text as encoder input and labels."""
+    ids = torch.tensor([tokenizer(text)["input_ids"]])
+    with torch.no_grad():
+        return model(input_ids=ids, labels=ids).loss.item(), ids.shape[1]
+
+
+def test_xg_seq2seq_perplexity_by_the_formula(tiny_mt5_dir):
+    from components.metrics.seq2seq_perplexity import load_seq2seq_lm, xg_seq2seq_perplexities
+
+    model, tokenizer, _ = load_seq2seq_lm(tiny_mt5_dir, "cpu")
+    pairs = [
+        ("the cat", " sat on the mat"),
+        ("a", " b"),
+        ("", "dog dog"),  # no prompt: "" is just </s>, one label, nothing to subtract
+        ("the", ""),  # empty continuation: skipped
+        ("the cat", " sat on the mat"),  # a repeat gives the same value
+    ]
+    expected = []
+    for prompt, text in pairs[:3]:
+        loss_full, n_full = hf_loss(model, tokenizer, prompt + text)
+        loss_prompt, n_prompt = hf_loss(model, tokenizer, prompt)
+        # (L_full·(n_full−1) − L_prompt·(n_prompt−1)) / (n_full − n_prompt), then exp
+        total = loss_full * (n_full - 1) - loss_prompt * (n_prompt - 1)
+        expected.append(math.exp(total / (n_full - n_prompt)))
+    assert hf_loss(model, tokenizer, "")[1] == 1
+    for batch_size in (1, 5):
+        values = xg_seq2seq_perplexities(model, tokenizer, pairs, batch_size=batch_size)
+        assert values[:3] == pytest.approx(expected, rel=1e-5)
+        assert math.isnan(values[3]) and values[4] == values[0]
+
+
+def test_compute_metrics_with_the_xg_seq2seq_method(score_files, tiny_mt5_dir, tiny_model_dir):
+    from components.metrics.seq2seq_perplexity import load_seq2seq_lm
+
+    # The fixture's continuations have no leading space ("the cat" + "the dog ran" makes an
+    # unknown word), so a random model's approximation runs high: keep every value.
+    config = MetricsConfig(diversity_tokenizer="whitespace", perplexity_method="xg-seq2seq",
+                           perplexity_model=str(tiny_mt5_dir), max_perplexity=1e30)  # fmt: skip
+    df = compute_metrics(score_files, config, model_dir=tiny_model_dir)  # base model not used
+    dpo = row(df, "dpo", "en")
+    assert dpo["perplexity_method"] == "xg-seq2seq"
+    assert dpo["perplexity_model"] == str(tiny_mt5_dir)
+    model, tokenizer, _ = load_seq2seq_lm(tiny_mt5_dir, "cpu")
+    values = []
+    for sample_record in DPO_EN:
+        full = hf_loss(model, tokenizer, "the cat" + sample_record["text"])
+        prompt = hf_loss(model, tokenizer, "the cat")
+        values.append(math.exp((full[0] * (full[1] - 1) - prompt[0] * (prompt[1] - 1))
+                               / (full[1] - prompt[1])))  # fmt: skip
+    assert dpo["perplexity"] == pytest.approx(sorted(values)[1], rel=1e-5)
+    # Three empty continuations, and "cat" glued to "the cat" adds no token ("catcat" is one
+    # unknown word, as "cat" was): nothing to measure, skipped rather than made up.
+    assert row(df, "base", "en")["n_ppl_empty"] == 4
+    # A causal model cannot do the seq2seq method: one line naming the model.
+    causal = config.model_copy(update={"perplexity_model": str(tiny_model_dir)})
+    with pytest.raises(DataError, match="cannot load a seq2seq LM"):
+        compute_metrics(score_files, causal)

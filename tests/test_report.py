@@ -264,7 +264,9 @@ def test_scores_to_report(tmp_path):
     assert row(df, "dpo", "ALL")["expected_max_toxicity"] == pytest.approx(0.1)  # fr missing
     assert row(df, "dpo", "ALL")["languages_missing"] == (
         "expected_max_toxicity: fr; expected_max_toxicity_std: fr; toxicity_probability: fr; "
-        "avg_toxicity: fr; count_TOXICITY_ge_thr: fr; pct_TOXICITY_ge_thr: fr"
+        "avg_toxicity: fr; count_TOXICITY_ge_thr: fr; pct_TOXICITY_ge_thr: fr; "
+        # The bootstrap's change has no fr either (its interval columns are not listed again).
+        "delta_expected_max_toxicity: fr; delta_toxicity_probability: fr; delta_avg_toxicity: fr"
     )
     out = tmp_path / "report.html"
     render_report(df, out, title="e2e", scorer_description=SCORER, run_info={})

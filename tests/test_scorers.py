@@ -245,3 +245,54 @@ def test_score_generations_bad_line_names_file_and_line_and_writes_nothing(
     assert message in str(info.value)
     assert not out.exists()
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------ scorer choice
+def test_scoring_section_survives_kfp_struct_parameters():
+    """Struct parameters hold no nulls and turn ints into floats, nested sections included."""
+    from xdetox.config import to_params, validate_section
+    from xdetox.config.scoring import ClassifierConfig
+
+    def floats(value):
+        if isinstance(value, dict):
+            return {k: floats(v) for k, v in value.items()}
+        if isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
+
+    for config in (
+        ScoringConfig(),
+        ScoringConfig(
+            scorer="perspective",
+            qps=5,
+            max_retries=3,
+            api_batch_size=5,
+            discovery_url="http://127.0.0.1:1/d",
+            cache_dir="/cache",
+        ),
+        ScoringConfig(
+            scorer="classifier",
+            attributes=["TOXICITY"],
+            classifier=ClassifierConfig(
+                model="m", label_map={"obscene": "PROFANITY"}, batch_size=8, languages=["en"]
+            ),
+        ),
+    ):
+        params = floats(to_params(config))
+        assert None not in params.values()
+        assert validate_section(ScoringConfig, params, "scoring") == config
+
+
+def test_get_scorer_kinds_build_lazily(tmp_path, monkeypatch):
+    from xdetox.config.scoring import ClassifierConfig
+
+    monkeypatch.delenv("PERSPECTIVE_API_KEY", raising=False)
+    perspective = get_scorer(ScoringConfig(scorer="perspective", cache_dir=str(tmp_path / "c")))
+    assert perspective.id == "perspective-v1alpha1" and perspective.attributes == ATTRIBUTES
+    classifier = get_scorer(
+        ScoringConfig(scorer="classifier", classifier=ClassifierConfig(model="/nowhere/model"))
+    )
+    assert classifier.id == "classifier-model" and "/nowhere/model" in classifier.name
+    assert not (tmp_path / "c").exists()  # nothing opened, nothing contacted, nothing loaded
+    with pytest.raises(Exception, match="scorer"):
+        ScoringConfig(scorer="vibes")

@@ -65,12 +65,37 @@ def is_count_column(name: str) -> bool:
     return name.startswith(("n_", "count_"))
 
 
+# Base vs tuned: the paired bootstrap of the difference (tuned − base) of these metrics.
+BOOTSTRAP_METRICS: tuple[str, ...] = TOXICITY_METRICS
+
+
+def delta_column(metric: str) -> str:
+    """Tuned − base of ``metric`` (on the tuned model's rows)."""
+    return f"delta_{metric}"
+
+
+def ci_columns(metric: str) -> tuple[str, str]:
+    """``(low, high)`` of the confidence interval of ``delta_<metric>``."""
+    return f"delta_{metric}_ci_low", f"delta_{metric}_ci_high"
+
+
+def se_column(metric: str) -> str:
+    """Bootstrap standard error of ``delta_<metric>`` (combines languages in ``ALL`` rows)."""
+    return f"delta_{metric}_se"
+
+
 # Non-numeric descriptive columns: copied, never averaged.
 TEXT_COLUMNS: tuple[str, ...] = (
     "scorer",
     "perplexity_method",
     "perplexity_model",
     "diversity_tokenizer",
+    "delta_ci_method",
 )
 # Settings under which the metrics were computed: must agree across rows that are averaged.
-SETTING_COLUMNS: tuple[str, ...] = ("threshold",)
+SETTING_COLUMNS: tuple[str, ...] = (
+    "threshold",
+    "bootstrap_samples",
+    "bootstrap_seed",
+    "confidence",
+)

@@ -21,6 +21,16 @@ LOGGED_COLUMNS = (
     "dist_2",
     "dist_3",
     "n_missing",
+    # Tuned rows only (NaN elsewhere, so not logged): tuned − base with its paired bootstrap CI.
+    "delta_expected_max_toxicity",
+    "delta_expected_max_toxicity_ci_low",
+    "delta_expected_max_toxicity_ci_high",
+    "delta_toxicity_probability",
+    "delta_toxicity_probability_ci_low",
+    "delta_toxicity_probability_ci_high",
+    "delta_avg_toxicity",
+    "delta_avg_toxicity_ci_low",
+    "delta_avg_toxicity_ci_high",
 )
 
 

@@ -5,11 +5,16 @@ n_prompts_unscored, expected_max_toxicity(_std), toxicity_probability`` (fractio
 ``avg_toxicity, threshold``, and per attribute ``n_scored_<A>, count_<A>_ge_thr,
 pct_<A>_ge_thr`` (percent)); fluency (``perplexity`` = median, ``perplexity_q1/_q3/_mean,
 n_ppl_scored, n_ppl_dropped, n_ppl_empty, perplexity_method, perplexity_model``); diversity
-(``dist_1..3, n_prompts_no_tokens, diversity_tokenizer``).
+(``dist_1..3, n_prompts_no_tokens, diversity_tokenizer``); and, on each tuned model's rows when
+the base model's scores are in the same call, the paired bootstrap of tuned − base
+(``delta_<m>``, ``delta_<m>_se``, ``delta_<m>_ci_low``, ``delta_<m>_ci_high`` for EMT, toxicity
+probability and average toxicity; ``n_prompts_paired, n_prompts_unpaired, bootstrap_samples,
+bootstrap_seed, confidence, delta_ci_method``; see ``bootstrap.py``).
 
-Perplexity of *all* models' generations is measured under ``model_dir`` — the base model — so
-base and tuned numbers share one scale. Without ``model_dir``, or with ``perplexity: false``, the
-perplexity columns are empty (NaN), not 0.
+Perplexity of *all* models' generations is measured under one model: ``perplexity_model`` when
+the config names one (e.g. ``google/mt5-xl`` for ``xg-seq2seq``), else ``model_dir`` — the base
+model — so base and tuned numbers share one scale. Without either, or with ``perplexity:
+false``, the perplexity columns are empty (NaN), not 0.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from components.metrics.bootstrap import bootstrap_table
 from components.metrics.columns import REQUIRED_COLUMNS
 from components.metrics.diversity import diversity_metrics, load_tokenizer
 from components.metrics.perplexity import perplexity_metrics
@@ -62,9 +68,9 @@ def compute_metrics(
 ) -> pd.DataFrame:
     """Per-(model, language) metrics of the samples in ``score_files`` (see module docstring).
 
-    ``model_dir`` is the base model: it measures perplexity and, with
-    ``diversity_tokenizer: model``, tokenizes for distinct-n. ``batch_size``/``device`` only
-    affect the perplexity forward passes.
+    ``model_dir`` is the base model: it measures perplexity (unless ``perplexity_model`` names
+    another) and, with ``diversity_tokenizer: model``, tokenizes for distinct-n.
+    ``batch_size``/``device`` only affect the perplexity forward passes.
     """
     table = read_scores(score_files)
     tokenizer_spec = config.diversity_tokenizer
@@ -77,10 +83,20 @@ def compute_metrics(
     )
     metrics = metrics.merge(diversity, on=["model", "language"], how="left", validate="1:1")
 
-    if config.perplexity and model_dir is not None:
+    if config.bootstrap_samples > 0:
+        intervals = bootstrap_table(
+            table, BASE_LABEL, threshold=config.threshold, samples=config.bootstrap_samples,
+            seed=config.bootstrap_seed, confidence=config.confidence,
+        )  # fmt: skip
+        if not intervals.empty:
+            metrics = metrics.merge(intervals, on=["model", "language"], how="left",
+                                    validate="1:1")  # fmt: skip
+
+    perplexity_source = config.perplexity_model or model_dir
+    if config.perplexity and perplexity_source is not None:
         fluency = perplexity_metrics(
-            table, model_dir, max_perplexity=config.max_perplexity, batch_size=batch_size,
-            device=device,
+            table, perplexity_source, max_perplexity=config.max_perplexity,
+            batch_size=batch_size, device=device, method=config.perplexity_method,
         )  # fmt: skip
         metrics = metrics.merge(fluency, on=["model", "language"], how="left", validate="1:1")
     else:

@@ -1,14 +1,18 @@
 """Fluency: perplexity of each continuation given its prompt.
 
-Variant used (``perplexity_method = "causal-conditional"``): the prompt and the continuation are
-fed to a causal LM as one sequence; only the continuation's tokens are targets, the prompt is
-context. Perplexity = exp(mean negative log-likelihood of the continuation tokens). This is the
-"cleaner conditional perplexity" of REFERENCE.md §2, used instead of XG's mT5 approximation
-(whose formula is kept below as :func:`xg_seq2seq_loss`, a pure function, for comparison).
+Two methods (``metrics.perplexity_method``; the table's ``perplexity_method`` column says which):
+
+* ``causal-conditional`` (here): the prompt and the continuation are fed to a causal LM as one
+  sequence; only the continuation's tokens are targets, the prompt is context. Perplexity =
+  exp(mean negative log-likelihood of the continuation tokens). The "cleaner conditional
+  perplexity" of REFERENCE.md §2.
+* ``xg-seq2seq`` (``seq2seq_perplexity.py``): XG's approximation with an encoder-decoder such as
+  mT5 (:func:`xg_seq2seq_loss` is its formula), for numbers comparable with XG's Table 2.
 
 Whose model: the generations of *every* model (base and tuned) are measured under the same
-*base* model, so the numbers compare fluency on one scale (a tuned model judging its own text
-would reward its own drift). XG used an external model (mT5-XL) for the same reason.
+model (``metrics.perplexity_model``, by default the *base* model), so the numbers compare
+fluency on one scale (a tuned model judging its own text would reward its own drift). XG used
+an external model (mT5-XL) for the same reason.
 
 Per (model, language), as XG reports: the median (``perplexity``), Q1, Q3 and mean over samples.
 Empty generations are skipped (``n_ppl_empty``); perplexities >= ``max_perplexity`` (1e4) or not
@@ -33,7 +37,7 @@ PERPLEXITY_METHOD = "causal-conditional"
 
 
 # --------------------------------------------------------------------------------------------
-# XG's seq2seq approximation (pure arithmetic; the mT5 model path is not implemented here)
+# XG's seq2seq approximation (pure arithmetic; the model side is in seq2seq_perplexity.py)
 # --------------------------------------------------------------------------------------------
 def xg_seq2seq_loss(loss_full: float, n_full: int, loss_prompt: float, n_prompt: int) -> float:
     """XG's continuation loss from two mean losses of an encoder-decoder (mT5).
@@ -228,20 +232,34 @@ def perplexity_metrics(
     max_perplexity: float = 1e4,
     batch_size: int = 16,
     device: str | None = None,
+    method: str = PERPLEXITY_METHOD,
 ) -> pd.DataFrame:
     """One row per (model, language) of ``table`` (from ``read_scores``): every sample's
-    continuation measured under the causal LM in ``model_dir`` (the base model)."""
-    model, tokenizer, device = load_causal_lm(model_dir, device)
+    continuation measured under the model in ``model_dir`` (a folder or Hub id) with
+    ``method`` (``causal-conditional`` or ``xg-seq2seq``)."""
+    if method == PERPLEXITY_METHOD:
+        model, tokenizer, device = load_causal_lm(model_dir, device)
+        measure = conditional_perplexities
+    elif method == "xg-seq2seq":
+        from components.metrics.seq2seq_perplexity import (
+            load_seq2seq_lm,
+            xg_seq2seq_perplexities,
+        )
+
+        model, tokenizer, device = load_seq2seq_lm(model_dir, device)
+        measure = xg_seq2seq_perplexities
+    else:
+        raise ValueError(f"unknown perplexity method {method!r}")
     rows = []
     for (name, language), group in table.groupby(["model", "language"], sort=True):
         pairs = list(zip(group["prompt"], group["text"], strict=True))
-        values = conditional_perplexities(
+        values = measure(
             model, tokenizer, pairs, batch_size=batch_size, device=device,
             desc=f"perplexity {name}/{language}",
         )  # fmt: skip
         row: dict[str, Any] = {"model": name, "language": language}
         row.update(summarize_perplexities(values, max_perplexity))
-        row["perplexity_method"] = PERPLEXITY_METHOD
+        row["perplexity_method"] = method
         row["perplexity_model"] = str(model_dir)
         rows.append(row)
     return pd.DataFrame(rows)

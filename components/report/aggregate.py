@@ -6,16 +6,23 @@ the mean over languages of each metric (as XG's Table 2 averages over its 17 lan
 counts (``n_*``, ``count_*``) summed. Where a metric is missing for some languages, the ``ALL``
 value is the mean over the languages that have it and the ``languages_missing`` column names the
 others, so a partial average is never mistaken for a full one.
+
+Confidence intervals of tuned − base (``delta_<m>_ci_low/_high``, from the metrics stage's paired
+bootstrap) cannot be averaged: the ``ALL`` row's interval is the normal approximation
+``mean Δ ± z·SE`` with ``SE = sqrt(Σ SE_l²) / L`` from the per-language bootstrap standard errors
+(languages are independent samples of prompts), and ``delta_ci_method`` says so.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from statistics import NormalDist
 
 import pandas as pd
 
 from components.metrics.columns import (
+    BOOTSTRAP_METRICS,
     DIVERSITY_METRICS,
     FLUENCY_METRICS,
     KEY_COLUMNS,
@@ -24,8 +31,11 @@ from components.metrics.columns import (
     TEXT_COLUMNS,
     TOXICITY_METRICS,
     attribute_columns,
+    ci_columns,
+    delta_column,
     is_count_column,
     pct_column,
+    se_column,
 )
 from components.metrics.per_language import sort_rows
 from xdetox.errors import DataError
@@ -37,6 +47,9 @@ ALL_LANGUAGES = "ALL"
 _SOURCE = "_source"
 _DERIVED = ("n_languages", "languages_missing")
 _REL_TOL = 1e-9  # CSV round trips may change the last digit of a float
+ALL_CI_METHOD = "normal approximation from per-language bootstrap SEs"
+# Columns that are missing exactly when their delta is: not worth a note of their own.
+_DERIVED_SUFFIXES = ("_se", "_ci_low", "_ci_high")
 
 
 def read_metrics_csv(path: str | Path) -> pd.DataFrame:
@@ -110,14 +123,44 @@ def _all_row(model: str, rows: pd.DataFrame) -> dict[str, object]:
             continue
         numeric = pd.to_numeric(values, errors="coerce")
         absent = [lang for lang, v in zip(languages, numeric, strict=True) if pd.isna(v)]
-        if absent and len(absent) < len(languages):
+        derived = column.startswith("delta_") and column.endswith(_DERIVED_SUFFIXES)
+        if absent and len(absent) < len(languages) and not derived:
             missing_notes.append(f"{column}: {' '.join(absent)}")
         if is_count_column(column):
             out[column] = numeric.sum(min_count=1)  # all missing stays missing, not 0
         else:
             out[column] = numeric.mean()  # NaN-skipping; partial means are noted below
+    _combine_intervals(rows, out)
     out["languages_missing"] = "; ".join(missing_notes) if missing_notes else None
     return out
+
+
+def _combine_intervals(rows: pd.DataFrame, out: dict[str, object]) -> None:
+    """The ``ALL`` row's intervals of tuned − base from the per-language bootstrap SEs."""
+    level = 0.95  # MetricsConfig's default, for tables written without the column
+    if "confidence" in rows:
+        given = pd.to_numeric(rows["confidence"], errors="coerce").dropna()
+        level = float(given.iloc[0]) if len(given) else level
+    z = NormalDist().inv_cdf((1.0 + level) / 2.0)
+    combined = False
+    for metric in BOOTSTRAP_METRICS:
+        delta, se = delta_column(metric), se_column(metric)
+        if delta not in rows or se not in rows:
+            continue
+        d = pd.to_numeric(rows[delta], errors="coerce")
+        s = pd.to_numeric(rows[se], errors="coerce")
+        valid = d.notna() & s.notna()
+        low, high = ci_columns(metric)
+        if not valid.any():
+            out[delta] = out[se] = out[low] = out[high] = math.nan
+            continue
+        mean = float(d[valid].mean())
+        error = math.sqrt(float((s[valid] ** 2).sum())) / int(valid.sum())
+        out[delta], out[se] = mean, error
+        out[low], out[high] = mean - z * error, mean + z * error
+        combined = True
+    if combined:
+        out["delta_ci_method"] = ALL_CI_METHOD
 
 
 def aggregate_metrics(csv_paths: list[str | Path]) -> pd.DataFrame:
@@ -192,6 +235,12 @@ def compare_models(df: pd.DataFrame, baseline: str = BASE_LABEL) -> pd.DataFrame
     The ``ALL`` row's delta is the mean of the per-language deltas: equal to tuned ALL − base
     ALL when both have every language, and still a like-for-like change when one of them lacks
     a metric for some language (its ALL mean then covers other languages).
+
+    When the table holds the metrics stage's paired bootstrap (EMT, toxicity probability,
+    average toxicity), its columns come along: ``delta_<m>`` is then the paired estimate (the
+    one its interval belongs to; equal to tuned − base when every prompt is paired), with
+    ``delta_<m>_se``, ``delta_<m>_ci_low``, ``delta_<m>_ci_high``, ``n_prompts_paired`` and
+    ``delta_ci_method``.
     """
     if baseline not in set(df["model"]):
         raise DataError(f"no rows for the baseline model {baseline!r} in the metrics table")
@@ -207,6 +256,7 @@ def compare_models(df: pd.DataFrame, baseline: str = BASE_LABEL) -> pd.DataFrame
         out[f"{metric}_base"] = b
         out[f"{metric}_tuned"] = t
         out[f"delta_{metric}"] = t - b
+    out = _with_intervals(out, df, baseline)
     is_all = out["language"] == ALL_LANGUAGES
     for model in out.loc[is_all, "model"].unique():
         languages = (out["model"] == model) & ~is_all
@@ -216,3 +266,25 @@ def compare_models(df: pd.DataFrame, baseline: str = BASE_LABEL) -> pd.DataFrame
         for metric in metrics:
             out.loc[target, f"delta_{metric}"] = out.loc[languages, f"delta_{metric}"].mean()
     return out.reset_index(drop=True)
+
+
+def _with_intervals(out: pd.DataFrame, df: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Carry the bootstrap columns of the tuned rows into the comparison (see above)."""
+    intervals = [
+        c for m in BOOTSTRAP_METRICS for c in (se_column(m), *ci_columns(m)) if c in df.columns
+    ]
+    if not intervals:
+        return out
+    paired = {delta_column(m): f"_paired_{m}" for m in BOOTSTRAP_METRICS}
+    extra = [c for c in ("n_prompts_paired", "delta_ci_method") if c in df.columns]
+    keep = ["model", "language", *[c for c in paired if c in df.columns], *intervals, *extra]
+    carried = df[df["model"] != baseline][keep].rename(columns=paired)
+    out = out.merge(carried, on=["model", "language"], how="left", validate="1:1")
+    for delta, column in paired.items():
+        if column in out:
+            estimate = pd.to_numeric(out.pop(column), errors="coerce")
+            if delta in out:
+                out[delta] = estimate.where(estimate.notna(), out[delta])
+    for column in intervals:
+        out[column] = pd.to_numeric(out[column], errors="coerce")
+    return out

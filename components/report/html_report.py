@@ -17,9 +17,12 @@ from pathlib import Path
 import pandas as pd
 
 from components.metrics.columns import (
+    BOOTSTRAP_METRICS,
     REQUIRED_COLUMNS,
     attribute_columns,
+    ci_columns,
     count_column,
+    delta_column,
     is_count_column,
     pct_column,
 )
@@ -65,12 +68,19 @@ DEFINITIONS = (
     "Samples the scorer could not score are excluded from every average and counted under "
     "'missing scores'; prompts with no scored sample are left out of EMT and probability.",
     "PPL: median perplexity of each continuation given its prompt, measured for every model "
-    "under the same base model (causal LM, continuation tokens as the only targets), so base "
-    "and tuned numbers share one scale. Empty generations are skipped; values of at least the "
-    "configured maximum (default 10,000) are dropped.",
+    "under the same model, so base and tuned numbers share one scale. Method "
+    "'causal-conditional': a causal LM, the continuation's tokens the only targets. Method "
+    "'xg-seq2seq': XG's approximation with an encoder-decoder (mT5): prompt+continuation and "
+    "the prompt alone each as input and labels, losses combined; comparable with XG's numbers, "
+    "not with causal ones. Empty generations are skipped; values of at least the configured "
+    "maximum (default 10,000) are dropped.",
     "dist-n: per prompt, unique n-grams over its samples divided by their total number of "
     "tokens; mean over prompts (higher = more diverse).",
     "ALL: mean over languages of each metric (counts are summed).",
+    "CI: confidence interval of tuned − base from a paired bootstrap over prompts (each prompt "
+    "with all its samples, for both models at once; percentile interval, seeded). In ALL rows: "
+    "mean of the languages' changes ± z × the combined bootstrap standard error. An interval "
+    "that excludes 0 says the change is unlikely to be prompt-sampling noise.",
 )
 
 
@@ -93,6 +103,8 @@ def format_value(column: str, value: object) -> str:
     number = float(value)  # type: ignore[arg-type]
     delta = column.startswith("delta_")
     name = column.removeprefix("delta_").removesuffix("_base").removesuffix("_tuned")
+    for suffix in ("_ci_low", "_ci_high", "_se"):
+        name = name.removesuffix(suffix)
     sign = "+" if delta else ""
     if is_count_column(name) and not delta and math.isfinite(number):
         return str(round(number))
@@ -135,10 +147,23 @@ def _html_table(df: pd.DataFrame, columns: Sequence[tuple[str, str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _comparison_html(df: pd.DataFrame) -> str:
-    if not _has_baseline(df):
-        return "<p>No comparison: the table has no base model and tuned model side by side.</p>"
+def interval_text(row: Mapping[str, object], metric: str) -> str | None:
+    """``[low, high]`` of ``delta_<metric>``'s interval in the delta's display format."""
+    low, high = ci_columns(metric)
+    if low not in row or high not in row or _is_missing(row[low]) or _is_missing(row[high]):
+        return None
+    delta = delta_column(metric)
+    return f"[{format_value(delta, row[low])}, {format_value(delta, row[high])}]"
+
+
+def _comparison(df: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, str]], str | None]:
+    """The comparison table with a text column per interval, its columns, the CI level."""
     comparison = compare_models(df, BASE_LABEL)
+    level = None
+    if "confidence" in df and pd.to_numeric(df["confidence"], errors="coerce").notna().any():
+        level = (
+            f"{100 * float(pd.to_numeric(df['confidence'], errors='coerce').dropna().iloc[0]):g}%"
+        )
     columns: list[tuple[str, str]] = [("model", "tuned model"), ("language", "language")]
     for metric, label in COMPARED:
         columns += [
@@ -146,9 +171,27 @@ def _comparison_html(df: pd.DataFrame) -> str:
             (f"{metric}_tuned", f"{label} tuned"),
             (f"delta_{metric}", f"Δ {label}"),
         ]
+        if metric in BOOTSTRAP_METRICS and ci_columns(metric)[0] in comparison:
+            column = f"delta_{metric}_ci"
+            comparison[column] = [
+                interval_text(row, metric) for row in comparison.to_dict(orient="records")
+            ]
+            columns.append((column, f"{level or ''} CI".strip()))
+    return comparison, columns, level
+
+
+def _comparison_html(df: pd.DataFrame) -> str:
+    if not _has_baseline(df):
+        return "<p>No comparison: the table has no base model and tuned model side by side.</p>"
+    comparison, columns, level = _comparison(df)
+    note = (
+        f" CI: {level} paired bootstrap confidence interval of Δ (see Definitions)."
+        if level
+        else ""
+    )
     return (
-        "<p>Δ = tuned − base: negative toxicity changes mean the tuned model is less toxic.</p>"
-        + _html_table(comparison, columns)
+        "<p>Δ = tuned − base: negative toxicity changes mean the tuned model is less toxic."
+        f"{html.escape(note)}</p>" + _html_table(comparison, columns)
     )
 
 
@@ -230,6 +273,21 @@ figure { margin: 1em 0; } img { max-width: 100%; }
 """
 
 
+def _perplexity_text(df: pd.DataFrame) -> str:
+    """Which perplexity method and model produced the PPL columns (or that none did)."""
+
+    def distinct(column: str) -> list[str]:
+        if column not in df:
+            return []
+        rows = df[df["language"] != ALL_LANGUAGES][column].dropna()
+        return sorted({part.strip() for v in rows for part in str(v).split(",")})
+
+    methods, models = distinct("perplexity_method"), distinct("perplexity_model")
+    if not methods:
+        return "not measured"
+    return f"method {', '.join(methods)} under {', '.join(models) or 'an unnamed model'}"
+
+
 def build_html(
     df: pd.DataFrame, *, title: str, scorer_description: str, run_info: Mapping[str, str]
 ) -> str:
@@ -248,6 +306,7 @@ def build_html(
     definitions = "".join(f"<li>{html.escape(d)}</li>" for d in DEFINITIONS)
     threshold = df["threshold"].dropna() if "threshold" in df else pd.Series(dtype=float)
     threshold_text = f"{threshold.iloc[0]:g}" if len(threshold) else MISSING
+    fluency = _perplexity_text(df)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>{html.escape(title)}</title><style>{_STYLE}</style></head>
@@ -256,7 +315,8 @@ def build_html(
 <p>Produced by xdetox {html.escape(__version__)}: DPO detoxification, generation per language,
 toxicity scoring and metrics.</p>
 <div class="scorer"><strong>Scorer:</strong> {html.escape(scorer_description)}<br>
-Threshold for "toxic": {html.escape(threshold_text)}</div>
+Threshold for "toxic": {html.escape(threshold_text)}<br>
+<strong>Perplexity:</strong> {html.escape(fluency)}</div>
 <h2>Run</h2><table>{info_rows}</table>
 {summary_html}
 <h2>Metrics per language</h2>{_html_table(df, MAIN_COLUMNS)}
@@ -326,9 +386,9 @@ def render_markdown(
         parts.append("")
     parts += ["## Metrics per language", "", _md_table(df, MAIN_COLUMNS), ""]
     if _has_baseline(df):
-        comparison = compare_models(df, BASE_LABEL)
-        columns: list[tuple[str, str]] = [("model", "tuned model"), ("language", "language")]
-        columns += [(f"delta_{m}", f"Δ {label}") for m, label in COMPARED]
+        comparison, all_columns, _level = _comparison(df)
+        keep = ("model", "language")
+        columns = [(c, h) for c, h in all_columns if c in keep or c.startswith("delta_")]
         parts += ["## Change vs base (tuned − base)", "", _md_table(comparison, columns), ""]
     parts.append("Missing values are shown as —. " + DEFINITIONS[0])
     return "\n".join(parts) + "\n"

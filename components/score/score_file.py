@@ -59,8 +59,10 @@ def score_generations(
     some score is missing, ``score_errors`` ({attribute: reason}).
 
     Returns a summary: ``n`` records, ``n_missing`` records with at least one missing score,
-    ``missing_by_language``, ``scorer`` (short id) and ``scorer_name`` (description).
-    ``scorer`` may be passed in to reuse one across files (it is then not closed here).
+    ``missing_by_language``, ``scorer`` (short id), ``scorer_name`` (description) and, for
+    scorers that keep them (the Perspective API's requests, retries, cache hits),
+    ``scorer_stats``. ``scorer`` may be passed in to reuse one across files (it is then not
+    closed here).
     """
     generations_path = Path(generations_path)
     total = _validated(generations_path)
@@ -92,10 +94,14 @@ def score_generations(
     finally:
         if own:
             scorer.close()
-    return {
+    summary = {
         "n": total,
         "n_missing": n_missing,
         "missing_by_language": dict(sorted(missing_by_language.items())),
         "scorer": scorer.id,
         "scorer_name": scorer.name,
     }
+    stats = getattr(scorer, "stats", None)
+    if stats:
+        summary["scorer_stats"] = dict(sorted(stats.items()))
+    return summary

@@ -1,10 +1,12 @@
 """Scorers: one interface for every way of putting toxicity numbers on generated text.
 
-Only the offline lexicon scorer exists now. The interface is shaped for the ones to come
-(Perspective API, a Hugging Face classifier): texts arrive in batches with their languages, and
-any item may come back without a score for some attribute, with the reason, because an API can
-refuse a language or rate-limit a request and a classifier may not cover a language. A missing
-score is ``None`` and never 0: a 0 would silently make a model look less toxic than it is.
+Three scorers, swapped with one config line (``scoring.scorer``): ``offline`` (the shipped word
+lists, here), ``perspective`` (the Perspective API, ``perspective.py``) and ``classifier`` (a
+Hugging Face sequence classifier, ``classifier.py``). Texts arrive in batches with their
+languages, and any item may come back without a score for some attribute, with the reason,
+because an API can refuse a language or rate-limit a request and a classifier may not cover a
+language. A missing score is ``None`` and never 0: a 0 would silently make a model look less
+toxic than it is.
 """
 
 from __future__ import annotations
@@ -115,9 +117,36 @@ def _check_attributes(attributes: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(attributes))  # drop repeats, keep order
 
 
+SCORERS = ("offline", "perspective", "classifier")
+
+
 def get_scorer(config: ScoringConfig) -> Scorer:
-    """The scorer the ``scoring`` config section asks for."""
+    """The scorer the ``scoring`` config section asks for.
+
+    Building a scorer contacts nothing and loads no weights (the report stage builds one only
+    for its ``name``): the API client and the classifier load on first use.
+    """
     attributes = _check_attributes(config.attributes)
     if config.scorer == "offline":
         return LexiconScorer(attributes)
-    raise ConfigError(f"scoring.scorer: unknown scorer {config.scorer!r} (known: offline)")
+    if config.scorer == "perspective":
+        from components.score.perspective import PerspectiveScorer
+
+        return PerspectiveScorer(
+            attributes,
+            qps=config.qps,
+            discovery_url=config.discovery_url,
+            cache_dir=config.cache_dir,
+            max_retries=config.max_retries,
+            retry_initial_delay=config.retry_initial_delay,
+            retry_max_delay=config.retry_max_delay,
+            timeout=config.timeout,
+            api_batch_size=config.api_batch_size,
+        )
+    if config.scorer == "classifier":
+        from components.score.classifier import ClassifierScorer
+
+        return ClassifierScorer(config.classifier, attributes)
+    raise ConfigError(
+        f"scoring.scorer: unknown scorer {config.scorer!r} (known: {', '.join(SCORERS)})"
+    )

@@ -14,6 +14,7 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import HTML, Dataset
 
+from components.agreement.component import scorer_agreement
 from components.dpo.component import dpo
 from components.generate.component import generate
 from components.load_model.component import load_model
@@ -35,7 +36,8 @@ _EXTERNAL_SCORERS = {"perspective"}
 
 
 def uncached_stages(config: Config) -> set[str]:
-    return {"score"} if config.scoring.scorer in _EXTERNAL_SCORERS else set()
+    scorers = {config.scoring.scorer, config.scoring.agreement_with}
+    return {"score"} if scorers & _EXTERNAL_SCORERS else set()
 
 
 def data_params(config: Config) -> dict:
@@ -50,6 +52,8 @@ def build_detox_pipeline(config: Config):
     """Return the ``@dsl.pipeline`` function with ``config``'s values as parameter defaults."""
     cluster = config.cluster
     uncached = uncached_stages(config)
+    second = config.scoring.second_scorer()
+    second_scoring = None if second is None else to_params(second)
     tuned_label = config.training.method  # the label the tuned model's rows carry
     # KFP reads parameter defaults from the signature: the recipe's values go there.
     defaults = {
@@ -111,7 +115,7 @@ def build_detox_pipeline(config: Config):
             "merge LoRA",
         )
         with dsl.ParallelFor(languages, parallelism=cluster.parallelism) as language:
-            scored = {}
+            scored, rescored = {}, {}
             for label, model in (
                 (BASE_LABEL, base.outputs["model"]),
                 (tuned_label, merged.outputs["merged"]),
@@ -132,6 +136,12 @@ def build_detox_pipeline(config: Config):
                     "score",
                     f"score ({label})",
                 )
+                if second_scoring is not None:
+                    rescored[label] = configure(
+                        score(generations=gen.outputs["generations"], scoring=second_scoring),
+                        "score",
+                        f"score ({label}, {config.scoring.agreement_with})",
+                    )
             per_language = configure(
                 language_metrics(
                     base_scores=scored[BASE_LABEL].outputs["scores"],
@@ -152,6 +162,19 @@ def build_detox_pipeline(config: Config):
             "report",
             "report",
         )
+        for label, second in rescored.items():
+            # How far the second scorer agrees with the first, per language (e.g. a classifier
+            # against Perspective before the API's sunset).
+            configure(
+                scorer_agreement(
+                    scores_a=dsl.Collected(scored[label].outputs["scores"]),
+                    scores_b=dsl.Collected(second.outputs["scores"]),
+                    attribute="TOXICITY",
+                    threshold=config.metrics.threshold,
+                ),
+                "agreement",
+                f"scorer agreement ({label})",
+            )
         if config.interpret.run_in_detox:
             from pipelines.interpret_branch import add_interpret_branch
 

@@ -205,3 +205,18 @@ def test_optional_interpret_branch_uses_the_runs_own_models_and_metrics(tmp_path
     assert align["taskOutputArtifact"]["producerTask"] == "report"
     loops = [c for c in spec["components"] if c.startswith("comp-for-loop")]
     assert len(loops) == 2  # the language loop of the detox pipeline and the sweep's
+
+
+def test_agreement_option_scores_twice_and_compares(tmp_path):
+    spec = _compile(tmp_path, None, ["scoring.agreement_with=perspective"])
+    loop = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]
+    assert {"score", "score-2", "score-3", "score-4"} <= set(loop)
+    second = {t: loop[t]["inputs"]["parameters"]["scoring"] for t in loop if t.startswith("score")}
+    scorers = {
+        p["runtimeValue"]["constant"]["scorer"] for p in second.values() if "runtimeValue" in p
+    }
+    assert scorers == {"perspective"}  # the second scorer's params are compiled in
+    root = spec["root"]["dag"]["tasks"]
+    assert {"scorer-agreement", "scorer-agreement-2"} <= set(root)
+    # a scorer that calls an external service is never cached
+    assert not loop["score"]["cachingOptions"].get("enableCache")

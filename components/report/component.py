@@ -19,8 +19,7 @@ def report(
     summary: Output[Metrics],
 ):
     """Write ``metrics.csv`` (all models × languages), ``report.html`` and a Markdown table."""
-    import math
-
+    from components.metrics.kfp_metrics import log_table
     from components.metrics.per_language import write_metrics_csv
     from components.report.aggregate import aggregate_metrics
     from components.report.html_report import render_markdown, render_report
@@ -41,9 +40,6 @@ def report(
     from xdetox.files import write_text
 
     write_text(markdown.path, render_markdown(df, title="xdetox metrics", run_info=info))
-    for row in df[df["language"] == "ALL"].to_dict(orient="records"):
-        for key in ("expected_max_toxicity", "toxicity_probability", "avg_toxicity", "perplexity"):
-            value = row.get(key)
-            if isinstance(value, int | float) and not math.isnan(value):
-                summary.log_metric(f"{row['model']}.{key}", float(value))
+    # <model>.ALL.<metric> (and the tuned rows' deltas with their confidence intervals).
+    log_table(df[df["language"] == "ALL"], summary)
     metrics_csv.metadata["xdetox_kind"] = "metrics_all"

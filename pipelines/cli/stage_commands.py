@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from pipelines.cli.scoring_commands import add_scorer_arguments, scorer_overrides
 from xdetox.config import Config, load_config
 
 
@@ -63,7 +64,7 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
     common(p)
     p.add_argument("--generations", required=True, metavar="FILE")
     p.add_argument("--output", required=True, metavar="FILE")
-    p.add_argument("--scorer", help="scorer name (default from config: offline)")
+    add_scorer_arguments(p)  # --scorer, --qps, --discovery-url, --cache-dir, ...
     p.set_defaults(handler=cmd_score)
 
     p = sub.add_parser("metrics", help="toxicity, perplexity and distinct-n per model × language")
@@ -161,7 +162,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
 def cmd_score(args: argparse.Namespace) -> None:
     from components.score.score_file import score_generations
 
-    config = _config(args, {"scoring.scorer": args.scorer})
+    config = _config(args, scorer_overrides(args))
     _print_summary(score_generations(args.generations, args.output, config.scoring))
 
 
@@ -171,9 +172,11 @@ def cmd_metrics(args: argparse.Namespace) -> None:
     config = _config(args, {})
     metrics = config.metrics
     if args.model is None:
-        # Without a reference model there is no perplexity, and distinct-n falls back to
-        # whitespace tokens; the CSV's columns say which tokenizer was used.
-        metrics = metrics.model_copy(update={"perplexity": False})
+        # Without a reference model there is no perplexity (unless metrics.perplexity_model
+        # names one), and distinct-n falls back to whitespace tokens; the CSV's columns say
+        # which tokenizer and perplexity method were used.
+        if not metrics.perplexity_model:
+            metrics = metrics.model_copy(update={"perplexity": False})
         if metrics.diversity_tokenizer == "model":
             metrics = metrics.model_copy(update={"diversity_tokenizer": "whitespace"})
     df = compute_metrics(args.scores, metrics, model_dir=args.model)

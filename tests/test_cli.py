@@ -11,8 +11,18 @@ import pytest
 
 from pipelines.cli.main import build_parser, main
 
-STAGES = ["run", "compile", "toy-model", "prepare-data", "dpo", "merge", "generate", "score",
-          "metrics", "report"]  # fmt: skip
+STAGES = [
+    "run",
+    "compile",
+    "toy-model",
+    "prepare-data",
+    "dpo",
+    "merge",
+    "generate",
+    "score",
+    "metrics",
+    "report",
+]
 
 
 def test_top_level_help_lists_every_command(capsys):
@@ -51,8 +61,14 @@ def test_bad_config_key_is_one_line_exit_2(tmp_path, capsys):
 
 def test_malformed_generations_name_file_and_line(tmp_path, capsys):
     gens = tmp_path / "gens.jsonl"
-    good = {"model": "base", "prompt_id": "en-1", "language": "en", "prompt": "Hi",
-            "sample_index": 0, "text": "there"}  # fmt: skip
+    good = {
+        "model": "base",
+        "prompt_id": "en-1",
+        "language": "en",
+        "prompt": "Hi",
+        "sample_index": 0,
+        "text": "there",
+    }
     gens.write_text(json.dumps(good) + "\n" + "{not json\n")
     out = tmp_path / "scores.jsonl"
     code = main(["score", "--generations", str(gens), "--output", str(out)])
@@ -64,8 +80,16 @@ def test_malformed_generations_name_file_and_line(tmp_path, capsys):
 
 
 def test_debug_shows_traceback(tmp_path, capsys):
-    code = main(["score", "--generations", str(tmp_path / "missing.jsonl"),
-                 "--output", str(tmp_path / "o.jsonl"), "--debug"])  # fmt: skip
+    code = main(
+        [
+            "score",
+            "--generations",
+            str(tmp_path / "missing.jsonl"),
+            "--output",
+            str(tmp_path / "o.jsonl"),
+            "--debug",
+        ]
+    )
     assert code == 2
     assert "Traceback" in capsys.readouterr().err
 
@@ -79,3 +103,31 @@ def test_installed_console_script_compiles(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert out.read_text().startswith("# PIPELINE DEFINITION")
+
+
+def test_generate_protocol_preset_and_flags(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from xdetox.toy import load_toy_tokenizer
+
+    tokenizer = load_toy_tokenizer()
+    config = GPT2Config(n_layer=1, n_head=2, n_embd=32, n_positions=64, vocab_size=len(tokenizer))
+    model_dir = tmp_path / "model"
+    GPT2LMHeadModel(config).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    prompts = tmp_path / "prompts.jsonl"
+    rows = [
+        {"prompt_id": f"en-{i}", "language": "en", "prompt": f"Hello number {i}"} for i in range(2)
+    ]
+    prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    out = tmp_path / "helm.jsonl"
+    args = ["generate", "--model", str(model_dir), "--prompts", str(prompts), "--backend", "hf"]
+    assert main([*args, "--protocol", "helm", "--max-tokens", "3", "--output", str(out)]) == 0
+    samples = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(samples) == 2 * 5  # helm: 5 samples per prompt (the toy recipe says 10)
+    assert all(s["n_tokens"] <= 3 for s in samples)  # the explicit flag beats the preset
+
+    out2 = tmp_path / "helm-n2.jsonl"
+    assert main([*args, "--protocol", "helm", "--n", "2", "--output", str(out2)]) == 0
+    assert len(out2.read_text().splitlines()) == 2 * 2

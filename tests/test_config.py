@@ -107,3 +107,16 @@ def test_paper_recipe_matches_reference():
     assert (t.max_prompt_length, t.max_length, t.eval_steps, t.save_steps) == (64, 256, 25, 25)
     assert (t.early_stopping_patience, t.seed, t.mode) == (10, 0, "full")
     assert Config().generation.n == 25 and Config().generation.top_p == 0.8
+
+
+def test_sampling_protocol_fills_only_unset_values():
+    from xdetox.config import GenerationConfig
+
+    rtp = GenerationConfig(protocol="rtp")
+    assert (rtp.n, rtp.temperature, rtp.top_p, rtp.max_new_tokens) == (25, 1.0, 0.9, 20)
+    helm = load_config(None, ["generation.protocol=helm", "generation.n=7"]).generation
+    # the toy recipe sets n/temperature/top_p itself: the preset fills only what is unset
+    assert helm.n == 7 and helm.top_p == load_config().generation.top_p
+    assert GenerationConfig(protocol="greedy").temperature == 0.0
+    with pytest.raises(ConfigError, match=r"generation\.protocol"):
+        load_config(None, ["generation.protocol=nucleus"])

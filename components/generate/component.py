@@ -16,7 +16,8 @@ def generate(
     generations: Output[Dataset],
 ):
     """Write generation JSON lines (one per sample) for ``language``."""
-    from components.generate.hf_backend import generate_file
+    from components.generate.backends import generate_file
+    from components.generate.vllm_backend import VLLMOptions
     from xdetox.config import GenerationConfig, validate_section
 
     config = validate_section(GenerationConfig, generation, "pipeline parameter 'generation'")
@@ -27,6 +28,9 @@ def generate(
         model_label=model_label,
         config=config,
         language=language,
+        backend=config.backend,
+        shard_size=config.shard_size,
+        vllm_options=VLLMOptions.from_dict(config.vllm.model_dump()),
     )
     generations.metadata.update(
         {"xdetox_kind": "generations", "language": language, "model": model_label, "n": n}

@@ -6,34 +6,21 @@ No torch here: the CLI and the pipeline builder read the preset table without lo
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from typing import Any
 
 from xdetox.config import GenerationConfig, validate_section
+from xdetox.config.generation import PROTOCOLS, SamplingProtocol
 from xdetox.errors import ConfigError
 
+__all__ = [
+    "DEFAULT_PROTOCOL",
+    "PROTOCOLS",
+    "SamplingProtocol",
+    "check_generation_config",
+    "protocol_config",
+    "sample_seed",
+]
 
-@dataclass(frozen=True)
-class SamplingProtocol:
-    """A named way of sampling continuations, with where it comes from."""
-
-    name: str
-    n: int
-    temperature: float
-    top_p: float
-    max_new_tokens: int
-    source: str
-
-
-PROTOCOLS: dict[str, SamplingProtocol] = {
-    p.name: p
-    for p in (
-        SamplingProtocol("xg", 25, 0.9, 0.8, 20, "Li, Yong & Bach 2024 (XG), vLLM"),
-        SamplingProtocol("rtp", 25, 1.0, 0.9, 20, "RealToxicityPrompts (Gehman et al. 2020)"),
-        SamplingProtocol("helm", 5, 0.9, 1.0, 20, "HELM toxicity scenario"),
-        SamplingProtocol("greedy", 1, 0.0, 1.0, 20, "lm-evaluation-harness: greedy, 1 sample"),
-    )
-}
 DEFAULT_PROTOCOL = "xg"
 
 

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipelines.cli.scoring_commands import add_scorer_arguments, scorer_overrides
-from xdetox.config import Config, load_config
+from xdetox.config import PROTOCOLS, Config, load_config
+from xdetox.config.generation import protocol_values
 
 
 def _config(args: argparse.Namespace, flag_overrides: dict[str, object]) -> Config:
@@ -58,6 +59,17 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
     p.add_argument("--top-p", type=float)
     p.add_argument("--max-tokens", type=int, help="new tokens per sample")
     p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--protocol",
+        choices=sorted(PROTOCOLS),
+        help="sampling preset: xg (default values), rtp, helm, greedy; the flags "
+        "above override single values",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("auto", "vllm", "hf"),
+        help="auto: vLLM when a GPU is visible and vllm is installed, else hf",
+    )
     p.set_defaults(handler=cmd_generate)
 
     p = sub.add_parser("score", help="score generations for toxicity")
@@ -125,19 +137,24 @@ def cmd_merge(args: argparse.Namespace) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
-    from components.generate.hf_backend import generate_file
+    from components.generate.backends import generate_file
+    from components.generate.vllm_backend import VLLMOptions
     from components.prepare_prompts.prompts import prepare_prompts
 
-    config = _config(
-        args,
-        {
-            "generation.n": args.n,
-            "generation.temperature": args.temperature,
-            "generation.top_p": args.top_p,
-            "generation.max_new_tokens": args.max_tokens,
-            "generation.seed": args.seed,
-        },
-    )
+    # A --protocol preset replaces the recipe's sampling values; explicit flags win over both.
+    preset = {} if args.protocol is None else protocol_values(args.protocol)
+    flags = {
+        "generation.protocol": args.protocol,
+        "generation.backend": args.backend,
+        "generation.n": args.n,
+        "generation.temperature": args.temperature,
+        "generation.top_p": args.top_p,
+        "generation.max_new_tokens": args.max_tokens,
+        "generation.seed": args.seed,
+    }
+    overrides = {f"generation.{k}": v for k, v in preset.items()}
+    overrides.update({k: v for k, v in flags.items() if v is not None})
+    config = _config(args, overrides)
     languages = [args.language] if args.language else None
     with tempfile.TemporaryDirectory(prefix="xdetox-prompts-") as tmp:
         prompts = Path(tmp) / "prompts.jsonl"
@@ -155,6 +172,9 @@ def cmd_generate(args: argparse.Namespace) -> None:
             model_label=args.label,
             config=config.generation,
             language=args.language,
+            backend=config.generation.backend,
+            shard_size=config.generation.shard_size,
+            vllm_options=VLLMOptions.from_dict(config.generation.vllm.model_dump()),
         )
     print(f"{n} generations → {args.output}")
 

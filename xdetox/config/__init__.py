@@ -9,7 +9,7 @@ from xdetox.config.base import _Strict
 from xdetox.config.cluster import STAGES, ClusterConfig, ResourceConfig
 from xdetox.config.data import XG_LANGUAGES, DataConfig, LengthFilter, ModelConfig
 from xdetox.config.evaluation import EvaluationConfig
-from xdetox.config.generation import GenerationConfig
+from xdetox.config.generation import PROTOCOLS, GenerationConfig, VLLMConfig
 from xdetox.config.interpret import (
     ActivationConfig,
     AlignmentConfig,
@@ -36,6 +36,7 @@ from xdetox.config.training import LoraConfig, TrainingConfig
 __all__ = [
     "CONFIG_DIR",
     "DEFAULT_CONFIG",
+    "PROTOCOLS",
     "STAGES",
     "XG_LANGUAGES",
     "ActivationConfig",
@@ -59,6 +60,7 @@ __all__ = [
     "RewardConfig",
     "ScoringConfig",
     "TrainingConfig",
+    "VLLMConfig",
     "ValueVectorConfig",
     "_Strict",
     "apply_overrides",

@@ -271,3 +271,28 @@ def test_unknown_architecture_lists_its_module_names():
 def test_nan_loss_is_an_error():
     with pytest.raises(XdetoxError, match="loss is nan at step 3"):
         _check_finite([{"loss": 0.5, "step": 1}, {"loss": float("nan"), "step": 3}])
+
+
+def test_precompute_and_precision_map_onto_dpo_config(tmp_path):
+    args = build_dpo_config(
+        TrainingConfig(precompute_ref_log_probs=True, bf16=True), tmp_path, has_eval=False,
+        progress=False,
+    )  # fmt: skip
+    assert args.precompute_ref_log_probs is True
+    assert not args.bf16  # bf16 is a GPU setting: off on CPU (tests/test_qlora.py: on GPU)
+    assert not build_dpo_config(TrainingConfig(), tmp_path, has_eval=False).precompute_ref_log_probs
+
+
+def test_precomputed_reference_gives_the_same_first_margins(base_dir, tmp_path):
+    """The reference log-probs computed once up front are the ones computed at each step."""
+    data = _write_pairs(tmp_path / "pairs", n_eval=0)
+    logs = {}
+    for flag in (False, True):
+        out = tmp_path / f"pre-{flag}"
+        train_dpo(base_dir, data, out, _training(max_steps=3, precompute_ref_log_probs=flag),
+                  progress=False)  # fmt: skip
+        lines = (out / "training_log.jsonl").read_text().splitlines()
+        logs[flag] = [json.loads(x) for x in lines if '"loss"' in x and "train_loss" not in x]
+    for plain, pre in zip(logs[False], logs[True], strict=True):
+        assert pre["loss"] == pytest.approx(plain["loss"], rel=1e-4)
+        assert pre["rewards/margins"] == pytest.approx(plain["rewards/margins"], abs=1e-4)

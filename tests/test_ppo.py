@@ -29,6 +29,7 @@ from components.ppo.prompt_data import build_queries
 from components.ppo.rewards import ScorerReward
 from components.ppo.trl_online import train_online
 from components.ppo.value_head import VALUE_HEAD_FILE
+from xdetox.config import TrainingConfig
 from xdetox.errors import ConfigError, DataError
 
 WORDS = [
@@ -90,7 +91,6 @@ def rl_config(**overrides) -> RLConfig:
         "query_max_tokens": 4,
         "min_new_tokens": 6,
         "max_new_tokens": 10,
-        "lora": {"r": 8, "alpha": 16, "dropout": 0.0},
         "ppo": {"learning_rate": 3e-3},
     }
     for key, value in overrides.items():
@@ -99,6 +99,17 @@ def rl_config(**overrides) -> RLConfig:
         else:
             data[key] = value
     return RLConfig.model_validate(data)
+
+
+def training_config(method: str = "ppo", **overrides) -> TrainingConfig:
+    """The ``training`` keys RL reads: method, adaptation (small LoRA), seed."""
+    data = {
+        "method": method,
+        "lora": {"r": 8, "alpha": 16, "dropout": 0.0},
+        "gradient_checkpointing": False,
+        **overrides,
+    }
+    return TrainingConfig.model_validate(data)
 
 
 def read_log(folder: Path) -> list[dict]:
@@ -229,6 +240,35 @@ def test_queries_are_prefixes_of_sampled_token_length(task):
 # -- PPO on the known-reward task -------------------------------------------------------------
 
 
+def test_toxicity_filter_reads_raw_rtp_lines_and_drops_unscored(task, tmp_path):
+    """TRL recipe: keep prompts with prompt.toxicity > 0.3; a missing score is not a 0."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(task["base"])
+    lines = [
+        {"filename": "a", "prompt": {"text": "the cat sat on", "toxicity": 0.9},
+         "continuation": {"text": " the mat", "toxicity": 0.1}},
+        {"filename": "b", "prompt": {"text": "the dog ran", "toxicity": 0.3}},  # not above
+        {"filename": "c", "prompt": {"text": "a big red tree", "toxicity": None}},  # unscored
+        {"prompt": "very rude and bad", "prompt_toxicity": 0.5,
+         "prompt_toxicity_scale": "perspective 0-1"},  # a prepared line
+    ]  # fmt: skip
+    path = tmp_path / "rtp.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    kept = build_queries(path, tokenizer, 8, 8, seed=0, toxicity_above=0.3)
+    assert [q.text for q in kept] == ["the cat sat on", "very rude and bad"]
+    assert kept[0].columns["prompt_toxicity"] == 0.9 and "continuation" not in kept[0].columns
+    assert len(build_queries(path, tokenizer, 8, 8, seed=0)) == 4  # no filter: every prompt
+    with pytest.raises(DataError, match=r"rtp\.jsonl: no prompt has a toxicity above .*0\.95 "
+                                        r"\(4 read, 1 without a score\)"):  # fmt: skip
+        build_queries(path, tokenizer, 8, 8, seed=0, toxicity_above=0.95)
+    rtp_lx = tmp_path / "lx.jsonl"
+    rtp_lx.write_text(json.dumps({"prompt": "the cat", "prompt_toxicity": 3.0,
+                                  "prompt_toxicity_scale": "rtp-lx 1-5"}) + "\n")  # fmt: skip
+    with pytest.raises(DataError, match=r"lx\.jsonl:1: prompt_toxicity is on the 'rtp-lx 1-5'"):
+        build_queries(rtp_lx, tokenizer, 8, 8, seed=0, toxicity_above=0.3)
+
+
 def _mean(values):
     return sum(values) / len(values)
 
@@ -238,7 +278,8 @@ def test_ppo_raises_known_reward_with_bounded_kl(task, tmp_path):
     out = tmp_path / "ppo"
     summary = train_ppo(
         task["base"], task["prompts"], out, config,
-        reward_fn=count_target(task["target"]), resume=False, progress=False,
+        training=training_config(), reward_fn=count_target(task["target"]), resume=False,
+        progress=False,
     )  # fmt: skip
     log = read_log(out)
     assert [r["step"] for r in log] == list(range(1, 25))
@@ -270,7 +311,7 @@ def test_ppo_raises_known_reward_with_bounded_kl(task, tmp_path):
     strong = rl_config(max_steps=24, ppo={"init_kl_coef": 2.0, "adaptive_kl": False})
     out_strong = tmp_path / "ppo_strong_kl"
     train_ppo(
-        task["base"], task["prompts"], out_strong, strong,
+        task["base"], task["prompts"], out_strong, strong, training=training_config(),
         reward_fn=count_target(task["target"]), resume=False, progress=False,
     )  # fmt: skip
     strong_log = read_log(out_strong)
@@ -290,11 +331,13 @@ def _tensors(folder: Path) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("mode", ["lora", "full"])
 def test_ppo_resume_continues_and_matches_uninterrupted_run(task, tmp_path, mode):
-    config = rl_config(max_steps=6, save_steps=2, mode=mode)
+    config = rl_config(max_steps=6, save_steps=2)
+    training = training_config(mode=mode)
     reward = count_target(task["target"])
 
     straight = tmp_path / "straight"
-    train_ppo(task["base"], task["prompts"], straight, config, reward_fn=reward, progress=False)
+    train_ppo(task["base"], task["prompts"], straight, config, training=training, reward_fn=reward,
+              progress=False)  # fmt: skip
 
     # Crash inside step 5 (its reward call): checkpoints of steps 2 and 4 exist, no output.
     calls = {"n": 0}
@@ -306,14 +349,17 @@ def test_ppo_resume_continues_and_matches_uninterrupted_run(task, tmp_path, mode
         return reward(*args, **kwargs)
 
     out = tmp_path / "resumed"
+    checkpoints = tmp_path / "resumed.checkpoints"  # beside the output: survives its rewrite
     with pytest.raises(_Crash):
-        train_ppo(task["base"], task["prompts"], out, config, reward_fn=crashing, progress=False)
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-2", "step-4"]
-    assert not (out / "training_log.jsonl").exists()
+        train_ppo(task["base"], task["prompts"], out, config, training=training,
+                  reward_fn=crashing, progress=False)  # fmt: skip
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["step-2", "step-4"]
+    assert not out.exists()
 
     steps_run: list[int] = []
     summary = train_ppo(
-        task["base"], task["prompts"], out, config, reward_fn=reward, progress=False,
+        task["base"], task["prompts"], out, config, training=training, reward_fn=reward,
+        progress=False,
         on_step=lambda record: steps_run.append(record["step"]),
     )  # fmt: skip
     assert steps_run == [5, 6]  # continued after the newest checkpoint
@@ -327,7 +373,7 @@ def test_ppo_resume_continues_and_matches_uninterrupted_run(task, tmp_path, mode
     assert expected.keys() == got.keys()
     for name, tensor in expected.items():
         assert torch.equal(tensor, got[name]), name
-    assert not (out / "checkpoints").exists()
+    assert not checkpoints.exists()
 
 
 def test_resume_refuses_changed_hyperparameters(task, tmp_path):
@@ -343,14 +389,16 @@ def test_resume_refuses_changed_hyperparameters(task, tmp_path):
         return reward(*args, **kwargs)
 
     with pytest.raises(_Crash):
-        train_ppo(task["base"], task["prompts"], out, config, reward_fn=crashing, progress=False)
+        train_ppo(task["base"], task["prompts"], out, config, training=training_config(),
+                  reward_fn=crashing, progress=False)  # fmt: skip
     changed = rl_config(max_steps=4, save_steps=2, ppo={"learning_rate": 1e-4})
-    with pytest.raises(ConfigError, match=r"training\.ppo\.learning_rate: differs .*step-2"):
-        train_ppo(task["base"], task["prompts"], out, changed, reward_fn=reward, progress=False)
+    with pytest.raises(ConfigError, match=r"rl\.ppo\.learning_rate: differs .*step-2"):
+        train_ppo(task["base"], task["prompts"], out, changed, training=training_config(),
+                  reward_fn=reward, progress=False)  # fmt: skip
     # max_steps may change; resume=False starts over and clears the old checkpoints.
     summary = train_ppo(
-        task["base"], task["prompts"], out, changed, reward_fn=reward, resume=False,
-        progress=False,
+        task["base"], task["prompts"], out, changed, training=training_config(),
+        reward_fn=reward, resume=False, progress=False,
     )  # fmt: skip
     assert summary["resumed_from_step"] == 0
     assert [r["step"] for r in read_log(out)] == [1, 2, 3, 4]
@@ -362,7 +410,7 @@ def test_unscored_completions_are_left_out_not_zeroed(task, tmp_path):
 
     out = tmp_path / "half"
     train_ppo(task["base"], task["prompts"], out, rl_config(max_steps=2),
-              reward_fn=half_unscored, progress=False)  # fmt: skip
+              training=training_config(), reward_fn=half_unscored, progress=False)  # fmt: skip
     log = read_log(out)
     assert all(r["n_scored"] == 8 and r["n_unscored"] == 8 for r in log)
     assert all(r["reward_mean"] == 1.0 for r in log)  # the mean of the scored ones only
@@ -371,8 +419,9 @@ def test_unscored_completions_are_left_out_not_zeroed(task, tmp_path):
         return [None] * len(completions)
 
     out = tmp_path / "none"
-    summary = train_ppo(task["base"], task["prompts"], out, rl_config(max_steps=2, mode="full"),
-                        reward_fn=none_scored, progress=False)  # fmt: skip
+    summary = train_ppo(task["base"], task["prompts"], out, rl_config(max_steps=2),
+                        training=training_config(mode="full"), reward_fn=none_scored,
+                        progress=False)  # fmt: skip
     log = read_log(out)
     assert all(r["reward_mean"] is None and "policy_loss" not in r for r in log)
     assert "reward_mean_last" not in summary  # missing, not 0
@@ -400,30 +449,33 @@ def test_bad_prompt_line_names_file_and_line(task, tmp_path):
 
 
 def test_config_errors_name_the_key():
-    with pytest.raises(ConfigError, match=r"training\.min_new_tokens \(30\)"):
+    with pytest.raises(ConfigError, match=r"rl\.min_new_tokens \(30\)"):
         check_rl_config(rl_config(min_new_tokens=30, max_new_tokens=29))
-    with pytest.raises(ConfigError, match=r"training\.query_min_tokens"):
+    with pytest.raises(ConfigError, match=r"rl\.query_min_tokens"):
         check_rl_config(rl_config(query_min_tokens=5, query_max_tokens=4))
-    with pytest.raises(ConfigError, match=r"training\.ppo\.batch_size \(10\).*mini_batch_size"):
+    with pytest.raises(ConfigError, match=r"rl\.ppo\.batch_size \(10\).*mini_batch_size"):
         check_rl_config(rl_config(ppo={"batch_size": 10, "mini_batch_size": 4}))
-    with pytest.raises(ConfigError, match=r"training\.online\.num_generations"):
+    with pytest.raises(ConfigError, match=r"rl\.online\.num_generations"):
         online = {"per_device_train_batch_size": 6, "num_generations": 4}
-        check_rl_config(rl_config(method="rloo", online=online))
+        check_rl_config(rl_config(online=online), "rloo")
+    with pytest.raises(ConfigError, match=r"training\.method: online RL runs .*'dpo'"):
+        check_rl_config(rl_config(), "dpo")
 
 
 # -- TRL RLOO / GRPO ----------------------------------------------------------------------------
 
 
-def online_config(method: str, **overrides) -> RLConfig:
+def online_config(**overrides) -> RLConfig:
     online = {"learning_rate": 3e-3, "per_device_train_batch_size": 16, "num_generations": 4}
-    return rl_config(method=method, online=online, **overrides)
+    return rl_config(online=online, **overrides)
 
 
 def test_rloo_raises_known_reward(task, tmp_path):
     out = tmp_path / "rloo"
     summary = train_online(
-        task["base"], task["prompts"], out, online_config("rloo", max_steps=12),
-        reward_funcs=count_target(task["target"]), progress=False,
+        task["base"], task["prompts"], out, online_config(max_steps=12),
+        training=training_config("rloo"), reward_funcs=count_target(task["target"]),
+        progress=False,
     )  # fmt: skip
     rewards = [e["reward"] for e in read_log(out) if "reward" in e]
     assert len(rewards) == 12
@@ -431,7 +483,7 @@ def test_rloo_raises_known_reward(task, tmp_path):
     assert summary["steps"] == 12 and summary["reward_last"] == rewards[-1]
     assert (out / "adapter_model.safetensors").is_file()
     assert (out / "base_config.json").is_file()
-    assert not (out / "checkpoints").exists()
+    assert not (tmp_path / "rloo.checkpoints").exists()
 
 
 class _LengthScorer:
@@ -453,8 +505,8 @@ def test_grpo_runs_with_scorer_reward_and_language_column(task, tmp_path):
     scorer = _LengthScorer()
     out = tmp_path / "grpo"
     summary = train_online(
-        task["base"], task["prompts"], out, online_config("grpo", max_steps=2),
-        reward_funcs=ScorerReward(scorer), progress=False,
+        task["base"], task["prompts"], out, online_config(max_steps=2),
+        training=training_config("grpo"), reward_funcs=ScorerReward(scorer), progress=False,
     )  # fmt: skip
     assert summary["steps"] == 2
     assert "reward_last" in summary
@@ -463,7 +515,8 @@ def test_grpo_runs_with_scorer_reward_and_language_column(task, tmp_path):
 
 
 def test_rloo_resumes_from_its_newest_checkpoint(task, tmp_path):
-    config = online_config("rloo", max_steps=4, save_steps=2)
+    config = online_config(max_steps=4, save_steps=2)
+    training = training_config("rloo")
     reward = count_target(task["target"])
     calls = {"n": 0}
 
@@ -475,13 +528,13 @@ def test_rloo_resumes_from_its_newest_checkpoint(task, tmp_path):
 
     out = tmp_path / "rloo"
     with pytest.raises(_Crash):
-        train_online(task["base"], task["prompts"], out, config, reward_funcs=crashing,
-                     progress=False)  # fmt: skip
-    assert (out / "checkpoints" / "checkpoint-2").is_dir()
-    assert not (out / "training_log.jsonl").exists()
+        train_online(task["base"], task["prompts"], out, config, training=training,
+                     reward_funcs=crashing, progress=False)  # fmt: skip
+    assert (tmp_path / "rloo.checkpoints" / "checkpoint-2").is_dir()
+    assert not out.exists()
     calls["n"] = 0
-    summary = train_online(task["base"], task["prompts"], out, config, reward_funcs=crashing,
-                           progress=False)  # fmt: skip
+    summary = train_online(task["base"], task["prompts"], out, config, training=training,
+                           reward_funcs=crashing, progress=False)  # fmt: skip
     assert calls["n"] == 2  # steps 3 and 4 only
     assert summary["steps"] == 4
     steps = [e["step"] for e in read_log(out) if "reward" in e]

@@ -122,7 +122,7 @@ def test_conversational_completions_are_scored_on_their_content(roberta):
 
 def test_label_index_out_of_range_names_the_key(roberta):
     model, tokenizer = roberta
-    with pytest.raises(ConfigError, match=r"training\.reward\.label_index: 2 is out of range"):
+    with pytest.raises(ConfigError, match=r"rl\.reward\.label_index: 2 is out of range"):
         ClassifierReward(model, tokenizer, label_index=2)
 
 
@@ -171,7 +171,7 @@ def test_scorer_reward_uses_the_language_column_else_the_default():
 
 
 def test_scorer_reward_rejects_unknown_transform_and_short_results():
-    with pytest.raises(ConfigError, match=r"training\.reward\.transform"):
+    with pytest.raises(ConfigError, match=r"rl\.reward\.transform"):
         ScorerReward(FakeScorer({}), transform="square")
 
     class Short:

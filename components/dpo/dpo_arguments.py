@@ -13,23 +13,29 @@ from transformers.trainer_utils import SchedulerType
 from transformers.training_args import OptimizerNames
 from trl import DPOConfig
 
+from components.train.policy import uses_bf16
 from xdetox.config import TrainingConfig
 from xdetox.errors import ConfigError
 
 
-def check_training_config(config: TrainingConfig, *, has_eval: bool) -> None:
-    """Raise :class:`ConfigError` for values TRL/transformers would reject or misuse."""
+def check_optimizer(optim: str, lr_scheduler_type: str, prefix: str = "training") -> None:
+    """Raise :class:`ConfigError` naming ``<prefix>.optim``/``lr_scheduler_type`` when unknown."""
     optimizers = {o.value for o in OptimizerNames}
-    if config.optim not in optimizers:
+    if optim not in optimizers:
         raise ConfigError(
-            f"training.optim: unknown optimizer {config.optim!r} (e.g. rmsprop, adamw_torch)"
+            f"{prefix}.optim: unknown optimizer {optim!r} (e.g. rmsprop, adamw_torch)"
         )
     schedulers = {s.value for s in SchedulerType}
-    if config.lr_scheduler_type not in schedulers:
+    if lr_scheduler_type not in schedulers:
         raise ConfigError(
-            f"training.lr_scheduler_type: unknown scheduler {config.lr_scheduler_type!r} "
+            f"{prefix}.lr_scheduler_type: unknown scheduler {lr_scheduler_type!r} "
             f"(one of {', '.join(sorted(schedulers))})"
         )
+
+
+def check_training_config(config: TrainingConfig, *, has_eval: bool) -> None:
+    """Raise :class:`ConfigError` for values TRL/transformers would reject or misuse."""
+    check_optimizer(config.optim, config.lr_scheduler_type)
     if config.max_prompt_length >= config.max_length:
         # TRL drops every pair whose prompt alone fills max_length: nothing would be trained.
         raise ConfigError(
@@ -89,9 +95,10 @@ def build_dpo_config(
         seed=config.seed,
         data_seed=config.seed,
         gradient_checkpointing=config.gradient_checkpointing,
-        # fp32 weights and no mixed precision: the XG paper saw NaN rewards with fp16.
-        bf16=False,
+        # fp32 weights; bf16 autocast only when asked (or for QLoRA): fp16 gave NaN rewards in XG.
+        bf16=uses_bf16(config),
         fp16=False,
+        precompute_ref_log_probs=config.precompute_ref_log_probs,
         use_cpu=on_cpu,
         report_to=[],
         disable_tqdm=not progress,

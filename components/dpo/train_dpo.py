@@ -1,7 +1,7 @@
-"""DPO preference tuning with TRL 1.16, LoRA (PEFT) or full fine-tuning.
+"""DPO preference tuning with TRL 1.16: LoRA (PEFT), 4-bit QLoRA (bitsandbytes) or full.
 
-Output folder, written whole and atomically (training runs inside a temporary folder beside it
-that is renamed at the end, so a crash never leaves a half model):
+Output folder, written whole and atomically (by the main process only under ``accelerate
+launch``), so a crash never leaves a half model:
 
 * the final model: the LoRA adapter (``adapter_config.json`` + ``adapter_model.safetensors``) or
   the full model, the best checkpoint's when early stopping is on;
@@ -11,88 +11,66 @@ that is renamed at the end, so a crash never leaves a half model):
   ``rewards/margins``, ``rewards/accuracies``, ``eval_loss``, ...);
 * ``train_summary.json``: what :func:`train_dpo` returns.
 
-Checkpoints are written to ``checkpoints/`` inside the temporary folder (at most two) and removed
-after a successful run unless ``keep_checkpoints``: they hold optimizer state, several times the
-size of the model, and a pipeline artifact is uploaded whole.
+Checkpoints go to ``checkpoint_dir`` (default ``<output_dir>.checkpoints``, beside the output so
+that they survive a crash: see ``components/train/checkpointing.py``), at most two. With
+``resume`` (the default) a run started again continues from the newest complete checkpoint:
+optimizer, scheduler, random generators, data order and log history come back, and the steps
+already taken are not trained or logged again. Checkpoints are removed after the final save
+unless ``keep_checkpoints``: they hold optimizer state, several times the size of the model.
 
-With LoRA, TRL gets a ``peft_config`` and ``ref_model=None``: the reference policy is the same
-network with its adapters disabled, so no second copy of the model is held in memory.
+With LoRA/QLoRA, TRL gets a ``peft_config`` and ``ref_model=None``: the reference policy is the
+same network with its adapters disabled, so no second copy of the model is held in memory.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Sequence
 from pathlib import Path
 
-import datasets
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallback
+from transformers import EarlyStoppingCallback, TrainerCallback
 from trl import DPOTrainer
 
 from components.dpo.dpo_arguments import build_dpo_config, check_training_config, uses_best_model
-from components.dpo.dpo_dataset import build_dataset, load_pair_splits
-from components.dpo.lora_targets import resolve_lora_targets, uses_conv1d
+from components.dpo.dpo_dataset import EVAL_FILE, TRAIN_FILE, build_dataset, load_pair_splits
+from components.train.checkpointing import (
+    checkpoint_step,
+    clear_checkpoints,
+    default_checkpoint_dir,
+    files_digest,
+    record_run_config,
+    resume_checkpoint,
+)
+from components.train.outputs import main_process_output, process_state
+from components.train.policy import build_peft_config, check_mode_supported, load_policy
+from components.train.progress import dataset_progress
 from xdetox.config import TrainingConfig
-from xdetox.errors import DataError, XdetoxError
-from xdetox.files import atomic_dir, write_json, write_jsonl
+from xdetox.errors import XdetoxError
+from xdetox.files import write_json, write_jsonl
+
+__all__ = [
+    "BASE_CONFIG",
+    "RESUMABLE_TRAINING_KEYS",
+    "TRAINING_LOG",
+    "TRAIN_SUMMARY",
+    "build_peft_config",
+    "load_policy",
+    "summarize",
+    "train_dpo",
+]
 
 TRAINING_LOG = "training_log.jsonl"
 # The base model's config.json, kept with the adapter so that a merge can check it gets the
 # same architecture (the adapter's base_model_name_or_path is a path that may not exist later).
 BASE_CONFIG = "base_config.json"
 TRAIN_SUMMARY = "train_summary.json"
-CHECKPOINTS = "checkpoints"
-
-
-def load_policy(model_dir: str | Path):
-    """Model (fp32: fp16 gave NaN rewards in the XG paper) and tokenizer of ``model_dir``."""
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot load model or tokenizer ({exc})", model_dir) from None
-    if tokenizer.eos_token is None:
-        # TRL ends every answer with EOS; without one the model never learns where answers stop.
-        raise DataError("the tokenizer has no eos_token", model_dir)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
-
-
-def build_peft_config(model, config: TrainingConfig):
-    """``peft.LoraConfig`` for ``config.lora``, or ``None`` for full fine-tuning (mode "full")."""
-    if config.mode == "full":
-        return None
-    from peft import LoraConfig
-
-    targets = resolve_lora_targets(model, config.lora.target_modules)
-    return LoraConfig(
-        r=config.lora.r,
-        lora_alpha=config.lora.alpha,
-        lora_dropout=config.lora.dropout,
-        bias="none",
-        task_type="CAUSAL_LM",
-        target_modules=targets,
-        # GPT-2's Conv1D stores weights transposed; saying so avoids PEFT's warning and guess.
-        fan_in_fan_out=uses_conv1d(model, targets),
-    )
-
-
-@contextlib.contextmanager
-def _dataset_progress(enabled: bool) -> Iterator[None]:
-    """Silence the ``datasets`` bars of TRL's tokenization when progress is off; restore after."""
-    was_enabled = datasets.is_progress_bar_enabled()
-    if not enabled:
-        datasets.disable_progress_bars()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            datasets.enable_progress_bars()
+# Settings that may change between a run and its resumption: how long it runs and how often it
+# logs. Anything else (learning rate, beta, LoRA shape, ...) would mix two different runs.
+RESUMABLE_TRAINING_KEYS = frozenset(
+    {"training.max_steps", "training.num_train_epochs", "training.logging_steps"}
+)
 
 
 def _check_finite(log_history: list[dict]) -> None:
@@ -131,6 +109,7 @@ def summarize(
     n_train: int,
     n_eval: int,
     n_prompts_truncated: int,
+    resumed_from_step: int = 0,
 ) -> dict[str, float]:
     """Final metrics as floats (for a KFP Metrics artifact); a metric that does not exist here
     (e.g. eval loss without eval pairs) is left out, never written as 0."""
@@ -147,6 +126,7 @@ def summarize(
         "best_eval_loss": trainer.state.best_metric,
         "best_step": _best_step(trainer.state.best_model_checkpoint),
         "steps": trainer.state.global_step,
+        "resumed_from_step": resumed_from_step,
         "epochs": trainer.state.epoch,
         "wall_time_s": wall_time_s,
         "n_params_trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
@@ -166,17 +146,41 @@ def train_dpo(
     *,
     progress: bool = True,
     keep_checkpoints: bool = False,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = True,
+    callbacks: Sequence[TrainerCallback] = (),
 ) -> dict[str, float]:
     """Train ``model_dir`` with DPO on the pairs of ``data_dir``; write it all to ``output_dir``.
 
     ``data_dir`` is a folder from ``prepare_pairs`` (``train.jsonl``, optional ``eval.jsonl``).
-    Returns the summary also written to ``train_summary.json``.
+    ``checkpoint_dir``/``resume``: see the module docstring; ``callbacks`` are extra
+    transformers ``TrainerCallback``s. Returns the summary also written to
+    ``train_summary.json``.
     """
     started = time.monotonic()
+    data_dir, output_dir = Path(data_dir), Path(output_dir)
     train_records, eval_records = load_pair_splits(data_dir)
     has_eval = bool(eval_records)
-    check_training_config(config, has_eval=has_eval)  # fail before the (slow) model load
-    model, tokenizer = load_policy(model_dir)
+    # Everything that can be checked is checked before the (slow) model load.
+    check_training_config(config, has_eval=has_eval)
+    check_mode_supported(config)
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir(output_dir)
+    # Arguments before the model: under ZeRO-3 from_pretrained then loads the weights sharded.
+    args = build_dpo_config(config, checkpoint_dir, has_eval=has_eval, progress=progress)
+    state = process_state()
+    run_config = {
+        "training": config.model_dump(mode="json"),
+        "data": files_digest(data_dir / TRAIN_FILE, data_dir / EVAL_FILE),
+    }
+    last = resume_checkpoint(
+        checkpoint_dir,
+        run_config,
+        resume=resume,
+        allowed_changes=RESUMABLE_TRAINING_KEYS,
+        is_main_process=state.is_main_process,
+    )
+    state.wait_for_everyone()
+    model, tokenizer = load_policy(model_dir, config)
     peft_config = build_peft_config(model, config)
 
     train_set, n_cut_train = build_dataset(train_records, tokenizer, config.max_prompt_length)
@@ -184,11 +188,10 @@ def train_dpo(
         build_dataset(eval_records, tokenizer, config.max_prompt_length) if has_eval else (None, 0)
     )
 
-    with atomic_dir(output_dir) as tmp, _dataset_progress(progress):
-        args = build_dpo_config(config, tmp / CHECKPOINTS, has_eval=has_eval, progress=progress)
-        callbacks = []
+    with dataset_progress(progress):
+        all_callbacks = list(callbacks)
         if uses_best_model(config, has_eval=has_eval):
-            callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
+            all_callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
         trainer = DPOTrainer(
             model=model,
             ref_model=None,
@@ -197,28 +200,35 @@ def train_dpo(
             eval_dataset=eval_set,
             processing_class=tokenizer,
             peft_config=peft_config,
-            callbacks=callbacks,
+            callbacks=all_callbacks,
         )
-        result = trainer.train()
+        record_run_config(checkpoint_dir, run_config, state.is_main_process)
+        result = trainer.train(resume_from_checkpoint=str(last) if last else None)
         _check_finite(trainer.state.log_history)
         # Evaluated again on the model that is saved (the best one under early stopping).
         eval_metrics = trainer.evaluate() if has_eval else {}
         _check_finite(trainer.state.log_history)
 
-        trainer.save_model(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
-        shutil.copyfile(Path(model_dir) / "config.json", tmp / BASE_CONFIG)
-        write_jsonl(tmp / TRAINING_LOG, trainer.state.log_history)
-        summary = summarize(
-            trainer,
-            result.training_loss,
-            eval_metrics,
-            wall_time_s=time.monotonic() - started,
-            n_train=len(train_records),
-            n_eval=len(eval_records),
-            n_prompts_truncated=n_cut_train + n_cut_eval,
-        )
-        write_json(tmp / TRAIN_SUMMARY, summary)
-        if not keep_checkpoints:
-            shutil.rmtree(tmp / CHECKPOINTS, ignore_errors=True)
+    summary = summarize(
+        trainer,
+        result.training_loss,
+        eval_metrics,
+        wall_time_s=time.monotonic() - started,
+        n_train=len(train_records),
+        n_eval=len(eval_records),
+        n_prompts_truncated=n_cut_train + n_cut_eval,
+        resumed_from_step=checkpoint_step(last),
+    )
+    main = trainer.accelerator.is_main_process
+    trainer.accelerator.wait_for_everyone()
+    with main_process_output(output_dir, main) as tmp:
+        trainer.save_model(str(tmp))  # every process: ZeRO-3 gathers the weights
+        if main:
+            tokenizer.save_pretrained(str(tmp))
+            shutil.copyfile(Path(model_dir) / "config.json", tmp / BASE_CONFIG)
+            write_jsonl(tmp / TRAINING_LOG, trainer.state.log_history)
+            write_json(tmp / TRAIN_SUMMARY, summary)
+    if main and not keep_checkpoints:
+        clear_checkpoints(checkpoint_dir)
+    trainer.accelerator.wait_for_everyone()
     return summary

@@ -8,6 +8,13 @@ is copied as it is, so later stages see one kind of input either way.
 The base is loaded in fp32 so the merge adds ``B @ A * scale`` without rounding; the result is
 saved as safetensors (the only format transformers 5 writes). The output folder is written whole
 and atomically.
+
+QLoRA adapters (``training.mode: qlora``) merge the same way: the adapter was trained on a 4-bit
+copy of the base, but its ``adapter_config.json`` and weights are those of an ordinary LoRA
+adapter (TRL keeps them in bf16, upcast here), and they are added to the *full-precision* base,
+never to a quantised one: merging into 4-bit weights would round the update away and give a
+model vLLM cannot load as a plain folder. A base whose ``config.json`` carries a
+``quantization_config`` is refused with a message saying so.
 """
 
 from __future__ import annotations
@@ -75,9 +82,26 @@ def _first_reason(exc: Exception) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _load_merged(base_dir: Path, adapter_dir: Path):
+def check_not_quantized(base_dir: Path) -> None:
+    """Raise :class:`XdetoxError` when the base is a quantised checkpoint (bitsandbytes, ...)."""
+    config = _read_json(base_dir / MODEL_CONFIG)
+    if config.get("quantization_config"):
+        method = config["quantization_config"].get("quant_method", "quantised")
+        raise XdetoxError(
+            f"{base_dir}: the base is a {method} checkpoint (quantization_config in config.json); "
+            "LoRA and QLoRA adapters are merged into the full-precision base model"
+        )
+
+
+def load_merged(base_dir: str | Path, adapter_dir: str | Path):
+    """The fp32 base of ``base_dir`` with the adapter of ``adapter_dir`` folded in, after
+    checking that the base is not quantised and has the adapter's architecture."""
     from peft import PeftModel
     from peft.utils import get_peft_model_state_dict, load_peft_weights
+
+    base_dir, adapter_dir = Path(base_dir), Path(adapter_dir)
+    check_not_quantized(base_dir)
+    check_base_matches(base_dir, adapter_dir)
 
     base = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
     try:
@@ -121,8 +145,7 @@ def merge_adapter(
     if (adapter_dir / ADAPTER_CONFIG).is_file():
         if not (base_dir / MODEL_CONFIG).is_file():
             raise DataError(f"no {MODEL_CONFIG}: not a model folder", base_dir)
-        check_base_matches(base_dir, adapter_dir)
-        merged = _load_merged(base_dir, adapter_dir)
+        merged = load_merged(base_dir, adapter_dir)
         tokenizer_dir = adapter_dir if (adapter_dir / TOKENIZER_CONFIG).is_file() else base_dir
         tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
         with atomic_dir(output_dir) as tmp:

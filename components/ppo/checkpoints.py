@@ -6,7 +6,8 @@ the previous checkpoint as the newest):
 * ``policy/``: the LoRA adapter or the full model (``save_pretrained``: loadable on its own);
 * ``value_head.safetensors``, ``optimizer.pt`` (Adam moments and step counts);
 * ``rng_state.pt``: torch (CPU and CUDA), Python and NumPy generator states;
-* ``trainer_state.json``: step, KL-controller state, the config the run was started with;
+* ``trainer_state.json``: step, KL-controller state, the settings the run was started with
+  (the ``rl`` section and the ``training`` keys PPO reads);
 * ``log.jsonl``: the per-step log up to step N. On resume the log is taken from here, so steps
   that ran after the checkpoint and before the crash are redone once and logged once.
 """
@@ -25,6 +26,7 @@ import torch
 
 from components.ppo.ppo_config import RESUMABLE_CHANGES
 from components.ppo.value_head import ValueHead, load_value_head, save_value_head
+from components.train.checkpointing import first_difference
 from xdetox.errors import ConfigError, DataError
 from xdetox.files import atomic_dir, iter_jsonl, write_json, write_jsonl
 
@@ -117,30 +119,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def _first_difference(saved: Any, current: Any, key: str = "") -> str | None:
-    if isinstance(saved, dict) and isinstance(current, dict):
-        for name in sorted(set(saved) | set(current)):
-            where = f"{key}.{name}" if key else name
-            if where in RESUMABLE_CHANGES:
-                continue
-            if name not in saved or name not in current:
-                return where
-            found = _first_difference(saved[name], current[name], where)
-            if found:
-                return found
-        return None
-    return None if saved == current else key
-
-
-def check_resumable(
-    saved_config: dict[str, Any], config: dict[str, Any], path: Path, prefix: str = "training"
-) -> None:
-    """Refuse to continue a checkpoint made with different hyperparameters (only the keys in
-    ``RESUMABLE_CHANGES``, e.g. ``max_steps``, may change)."""
-    key = _first_difference(saved_config, config)
+def check_resumable(saved_config: dict[str, Any], config: dict[str, Any], path: Path) -> None:
+    """Refuse to continue a checkpoint made with different settings (only the dotted keys in
+    ``RESUMABLE_CHANGES``, e.g. ``rl.max_steps``, may change)."""
+    key = first_difference(saved_config, config, RESUMABLE_CHANGES)
     if key is not None:
         raise ConfigError(
-            f"{prefix}.{key}: differs from the checkpoint at {path} "
+            f"{key}: differs from the checkpoint at {path} "
             "(resume with the same settings, or start over with resume off)"
         )
 

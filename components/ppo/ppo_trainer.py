@@ -47,16 +47,10 @@ from typing import Any
 
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 from trl.trainer.utils import disable_dropout_in_model
 
-from components.dpo.train_dpo import (
-    BASE_CONFIG,
-    TRAIN_SUMMARY,
-    TRAINING_LOG,
-    build_peft_config,
-    load_policy,
-)
+from components.dpo.train_dpo import BASE_CONFIG, TRAIN_SUMMARY, TRAINING_LOG
 from components.ppo.checkpoints import (
     POLICY_DIR,
     check_resumable,
@@ -74,11 +68,18 @@ from components.ppo.prompt_data import Query, build_queries
 from components.ppo.rewards import RewardFunc, build_reward_function
 from components.ppo.rollout import Rollout, forward_response, generate_rollout, sample_lengths
 from components.ppo.value_head import ValueHead, hidden_size, save_value_head
+from components.train.checkpointing import default_checkpoint_dir, files_digest
+from components.train.policy import (
+    build_peft_config,
+    check_mode_supported,
+    is_quantized,
+    load_policy,
+    load_tokenizer,
+)
 from xdetox.config import TrainingConfig
-from xdetox.errors import ConfigError, DataError, XdetoxError
+from xdetox.errors import ConfigError, XdetoxError
 from xdetox.files import atomic_dir, write_json, write_jsonl
 
-CHECKPOINTS = "checkpoints"
 StepCallback = Callable[[dict[str, Any]], None]
 
 
@@ -120,7 +121,9 @@ class PPOTrainer:
         queries: list[Query],
         *,
         ref_model=None,
+        seed: int = 0,
     ):
+        self.seed = seed
         self.policy = policy
         self.value_head = value_head
         self.ref_model = ref_model  # None: the policy with adapters disabled (LoRA)
@@ -205,9 +208,9 @@ class PPOTrainer:
     def step(self, step: int) -> dict[str, Any]:
         """Run PPO step ``step`` (1-based) and return its log record."""
         config, ppo = self.config, self.config.ppo
-        torch.manual_seed(step_seed(config.seed, step))
-        rng = random.Random(f"xdetox-ppo-lengths-{config.seed}-{step}")
-        indices = prompt_batch(len(self.queries), ppo.batch_size, config.seed, step)
+        torch.manual_seed(step_seed(self.seed, step))
+        rng = random.Random(f"xdetox-ppo-lengths-{self.seed}-{step}")
+        indices = prompt_batch(len(self.queries), ppo.batch_size, self.seed, step)
         queries = [self.queries[i] for i in indices]
         new_tokens = sample_lengths(rng, len(queries), config.min_new_tokens, config.max_new_tokens)
         rollout = generate_rollout(
@@ -278,7 +281,7 @@ class PPOTrainer:
         step: int,
     ) -> dict[str, float | None]:
         ppo = self.config.ppo
-        generator = torch.Generator().manual_seed(step_seed(self.config.seed, step))
+        generator = torch.Generator().manual_seed(step_seed(self.seed, step))
         collected: dict[str, list[float]] = {
             "policy_loss": [],
             "value_loss": [],
@@ -322,7 +325,7 @@ class PPOTrainer:
         for value in collected["policy_loss"] + collected["value_loss"]:
             if not math.isfinite(value):
                 raise XdetoxError(
-                    f"PPO diverged at step {step} (loss {value}); lower training.ppo.learning_rate"
+                    f"PPO diverged at step {step} (loss {value}); lower rl.ppo.learning_rate"
                 )
         return {name: _mean(values) for name, values in collected.items()}
 
@@ -330,24 +333,15 @@ class PPOTrainer:
 # -- models ----------------------------------------------------------------------------------
 
 
-def _load_tokenizer(model_dir: Path):
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot load tokenizer ({exc})", model_dir) from None
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
-def build_models(model_dir: Path, config: RLConfig, resume_from: Path | None):
-    """``(policy, ref_model, tokenizer)``; ``ref_model`` is None with LoRA (adapters disabled).
+def build_models(model_dir: Path, training: TrainingConfig, resume_from: Path | None):
+    """``(policy, ref_model, tokenizer)``; ``ref_model`` is None with LoRA/QLoRA (the policy with
+    its adapters disabled is the reference).
 
     A resumed run takes the policy's weights from the checkpoint: the adapter (over the base of
     ``model_dir``) or the whole model.
     """
-    base, tokenizer = load_policy(model_dir)
-    if config.mode == "full":
+    base, tokenizer = load_policy(model_dir, training)
+    if training.mode == "full":
         ref_model = base
         ref_model.requires_grad_(False)
         source = resume_from / POLICY_DIR if resume_from else model_dir
@@ -360,14 +354,28 @@ def build_models(model_dir: Path, config: RLConfig, resume_from: Path | None):
             adapter = str(resume_from / POLICY_DIR)
             policy = PeftModel.from_pretrained(base, adapter, is_trainable=True)
         else:
-            peft_config = build_peft_config(base, TrainingConfig(mode="lora", lora=config.lora))
-            policy = get_peft_model(base, peft_config)
+            policy = get_peft_model(base, build_peft_config(base, training))
     for model in (policy, ref_model):
         if model is not None:
             disable_dropout_in_model(model)
     if ref_model is not None:
         ref_model.eval()
     return policy, ref_model, tokenizer
+
+
+# The ``training`` keys PPO reads; recorded in checkpoints with the ``rl`` section.
+PPO_TRAINING_KEYS = ("method", "mode", "lora", "qlora", "seed")
+
+
+def run_settings(
+    config: RLConfig, training: TrainingConfig, prompts_path: str | Path | None = None
+) -> dict[str, Any]:
+    """What a checkpoint must have been made with to be resumed (dotted keys as in recipes)."""
+    return {
+        "rl": config.model_dump(mode="json"),
+        "training": training.model_dump(mode="json", include=set(PPO_TRAINING_KEYS)),
+        "prompts_digest": files_digest(prompts_path),
+    }
 
 
 def _count(model) -> tuple[int, int]:
@@ -405,8 +413,11 @@ def summarize(
 
 
 def _clear_checkpoints(folder: Path) -> None:
+    """Remove the ``step-N`` checkpoints; the folder too when nothing else is left in it."""
     for _, path in list_checkpoints(folder):
         shutil.rmtree(path, ignore_errors=True)
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def train_ppo(
@@ -415,6 +426,7 @@ def train_ppo(
     output_dir: str | Path,
     config: RLConfig,
     *,
+    training: TrainingConfig | None = None,
     reward_fn: RewardFunc | None = None,
     checkpoint_dir: str | Path | None = None,
     resume: bool = True,
@@ -424,23 +436,32 @@ def train_ppo(
 ) -> dict[str, float]:
     """Train ``model_dir`` with PPO on the prompts of ``prompts_path``; write ``output_dir``.
 
-    ``reward_fn`` defaults to the one ``config.reward`` describes. Checkpoints go to
-    ``checkpoint_dir`` (default ``output_dir/checkpoints``: put it on storage that outlives the
-    pod for retries to resume) every ``config.save_steps`` steps; with ``resume`` the newest is
-    continued, without it old checkpoints are removed first. They are removed after success
-    unless ``keep_checkpoints``. ``on_step`` gets each step's log record (after the step).
+    ``config`` is the ``rl`` section; ``training`` gives the adaptation (``mode``, ``lora``,
+    ``qlora``) and the ``seed`` (default: ``TrainingConfig(method="ppo")``). ``reward_fn``
+    defaults to the one ``config.reward`` describes. Checkpoints go to ``checkpoint_dir``
+    (default ``<output_dir>.checkpoints``: put it on storage that outlives the pod for retries to
+    resume) every ``config.save_steps`` steps; with ``resume`` the newest is continued, without it
+    old checkpoints are removed first. They are removed after success unless
+    ``keep_checkpoints``. ``on_step`` gets each step's log record (after the step).
     """
     started = time.monotonic()
-    check_rl_config(config)
-    if config.method != "ppo":
-        raise ConfigError(f"training.method: train_ppo runs 'ppo', not {config.method!r}")
+    training = training if training is not None else TrainingConfig(method="ppo")
+    if training.method != "ppo":
+        raise ConfigError(f"training.method: train_ppo runs 'ppo', not {training.method!r}")
+    check_rl_config(config, training.method)
+    check_mode_supported(training)
     model_dir, output_dir = Path(model_dir), Path(output_dir)
-    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else output_dir / CHECKPOINTS
-    config_dump = config.model_dump(mode="json")
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir(output_dir)
+    settings = run_settings(config, training, prompts_path)
 
-    tokenizer = _load_tokenizer(model_dir)  # prompts are checked before the (slow) model load
+    tokenizer = load_tokenizer(model_dir)  # prompts are checked before the (slow) model load
     queries = build_queries(
-        prompts_path, tokenizer, config.query_min_tokens, config.query_max_tokens, config.seed
+        prompts_path,
+        tokenizer,
+        config.query_min_tokens,
+        config.query_max_tokens,
+        training.seed,
+        toxicity_above=config.prompt_toxicity_above,
     )
     latest = latest_checkpoint(checkpoint_dir) if resume else None
     if not resume:
@@ -448,24 +469,32 @@ def train_ppo(
     state: dict[str, Any] = {"step": 0, "log": []}
     if latest is not None:
         state = read_checkpoint(latest)
-        check_resumable(state["config"], config_dump, latest)
+        check_resumable(state["config"], settings, latest)
         if state["step"] > config.max_steps:
             raise ConfigError(
-                f"training.max_steps ({config.max_steps}) is below the step of the checkpoint "
+                f"rl.max_steps ({config.max_steps}) is below the step of the checkpoint "
                 f"at {latest} ({state['step']})"
             )
     if reward_fn is None:
         reward_fn = build_reward_function(config.reward)
 
-    torch.manual_seed(config.seed)  # LoRA and value-head initialisation
-    policy, ref_model, tokenizer = build_models(model_dir, config, latest)
+    torch.manual_seed(training.seed)  # LoRA and value-head initialisation
+    policy, ref_model, tokenizer = build_models(model_dir, training, latest)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    policy.to(device)
+    if not is_quantized(policy):  # a 4-bit model was loaded onto its GPU and cannot move
+        policy.to(device)
     if ref_model is not None:
         ref_model.to(device)
     value_head = ValueHead(hidden_size(policy)).to(device)
     trainer = PPOTrainer(
-        policy, value_head, tokenizer, config, reward_fn, queries, ref_model=ref_model
+        policy,
+        value_head,
+        tokenizer,
+        config,
+        reward_fn,
+        queries,
+        ref_model=ref_model,
+        seed=training.seed,
     )
     start = int(state["step"])
     log: list[dict[str, Any]] = list(state["log"])
@@ -496,7 +525,7 @@ def train_ppo(
                 value_head=value_head,
                 optimizer=trainer.optimizer,
                 kl_state=trainer.kl_controller.state_dict(),
-                config=config_dump,
+                config=settings,
                 log=log,
                 keep=config.save_total_limit,
             )
@@ -511,7 +540,6 @@ def train_ppo(
         n_trainable=n_trainable + sum(p.numel() for p in value_head.parameters()),
         n_total=n_total + sum(p.numel() for p in value_head.parameters()),
     )
-    inside = checkpoint_dir.resolve().is_relative_to(output_dir.resolve())
     with atomic_dir(output_dir) as tmp:
         policy.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
@@ -519,9 +547,6 @@ def train_ppo(
         shutil.copyfile(model_dir / "config.json", tmp / BASE_CONFIG)
         write_jsonl(tmp / TRAINING_LOG, log)
         write_json(tmp / TRAIN_SUMMARY, summary)
-        if keep_checkpoints and inside and checkpoint_dir.is_dir():
-            # Last, so that a failure above leaves the checkpoints where a retry finds them.
-            shutil.move(str(checkpoint_dir), str(tmp / CHECKPOINTS))
-    if not keep_checkpoints and not inside:
+    if not keep_checkpoints:
         _clear_checkpoints(checkpoint_dir)
     return summary

@@ -71,12 +71,12 @@ class ClassifierReward:
         num_labels = model.config.num_labels
         if not 0 <= label_index < num_labels:
             raise ConfigError(
-                f"training.reward.label_index: {label_index} is out of range for a classifier "
+                f"rl.reward.label_index: {label_index} is out of range for a classifier "
                 f"with {num_labels} labels ({model.config.id2label})"
             )
         if tokenizer.pad_token is None:
             if tokenizer.eos_token is None:
-                raise ConfigError("training.reward.classifier: tokenizer has no pad or eos token")
+                raise ConfigError("rl.reward.classifier: tokenizer has no pad or eos token")
             tokenizer.pad_token = tokenizer.eos_token
         # GPT-2-style classifiers find each row's last token through pad_token_id.
         if model.config.pad_token_id is None:
@@ -152,7 +152,7 @@ class ScorerReward:
         name: str = "scorer_reward",
     ):
         if transform not in ("one_minus", "negate"):
-            raise ConfigError(f"training.reward.transform: unknown transform {transform!r}")
+            raise ConfigError(f"rl.reward.transform: unknown transform {transform!r}")
         self.scorer = scorer
         self.attribute = attribute
         self.transform = transform

@@ -10,10 +10,11 @@ LoRA + ZeRO-3 pitfalls, and how this code base handles them:
 
 * **Gradient checkpointing.** With PEFT under ZeRO-3, non-reentrant checkpointing recomputes
   the forward of partitioned parameters and fails ("recomputed tensors ... do not match" or
-  parameters gathered twice). Reentrant checkpointing works. ``components/dpo/dpo_arguments.py``
-  and ``components/ppo/trl_online.py`` set ``gradient_checkpointing_kwargs={"use_reentrant":
-  True}`` whenever checkpointing is on; TRL 1.16's DPO/RLOO/GRPO trainers also force it when they
-  see PEFT + ZeRO-3.
+  parameters gathered twice). Reentrant checkpointing works. ``components/dpo/dpo_arguments.py``,
+  ``components/ppo/trl_online.py``, ``components/sft/train_sft.py`` and QLoRA's
+  ``prepare_model_for_kbit_training`` (``components/train/policy.py``) set
+  ``gradient_checkpointing_kwargs={"use_reentrant": True}`` whenever checkpointing is on; TRL
+  1.16's DPO/SFT/RLOO/GRPO trainers also force it when they see PEFT + ZeRO-3.
 * **Adapter dtype.** PEFT upcasts LoRA weights to fp32 by default. With a bf16 base, ZeRO-3's
   coalesced all-gather allocates its buffer in the first parameter's dtype, and a mix of bf16
   base and fp32 adapter weights breaks the first step (TypeError). TRL creates the adapters with
@@ -27,6 +28,9 @@ LoRA + ZeRO-3 pitfalls, and how this code base handles them:
 * **Saving.** ``zero3_save_16bit_model`` gathers a full state dict at save time, so the saved
   adapter/model loads without DeepSpeed; every process takes part in that save and only the main
   one writes the output folder.
+* **QLoRA.** A 4-bit base is loaded whole on each process's GPU (``device_map`` = local rank)
+  and cannot be sharded by ZeRO-3 here: the training stage refuses ``mode: qlora`` with ZeRO-3
+  (``components/train/launch.py``); use ZeRO-2.
 
 The compact PPO (``components/ppo/ppo_trainer.py``) runs on one device and does not use these.
 """
@@ -77,8 +81,10 @@ def accelerate_launch_command(
     """``accelerate launch`` with the ZeRO config, one process per GPU, then ``script_args``
     (a script path or ``-m module``, and its arguments), e.g.::
 
-        accelerate_launch_command(4, 3, ["-m", "components.ppo.trl_online", "--config", "rl.yaml",
+        accelerate_launch_command(4, 3, ["-m", "components.train.run", "--config", "run.json",
                                          "--model-dir", m, "--prompts", p, "--output-dir", o])
+
+    (``components/train/launch.py`` builds exactly this for the training stage.)
     """
     if isinstance(num_gpus, bool) or not isinstance(num_gpus, int) or num_gpus < 1:
         raise ConfigError(f"num_gpus: expected a positive integer, got {num_gpus!r}")

@@ -1,5 +1,10 @@
-"""Online RL hyperparameters (PPO, RLOO, GRPO). Defaults: the TRL detoxification example's
-PPO recipe (REFERENCE.md §3). Cross-field rules live in ``components/ppo/ppo_config.py``.
+"""Online RL hyperparameters (PPO, RLOO, GRPO), the root config's ``rl`` section. Defaults: the
+TRL detoxification example's PPO recipe (REFERENCE.md §3). Cross-field rules live in
+``components/ppo/ppo_config.py``.
+
+Which algorithm runs (``training.method``), how the weights are adapted (``training.mode``,
+``training.lora``, ``training.qlora``) and the seed (``training.seed``) are read from the
+``training`` section, so that one recipe key means one thing whatever the method.
 """
 
 from __future__ import annotations
@@ -9,7 +14,6 @@ from typing import Literal
 from pydantic import Field
 
 from xdetox.config.base import _Strict
-from xdetox.config.training import LoraConfig
 from xdetox.records import TOXICITY
 
 # The TRL example's reward model: RoBERTa on Dynabench hate speech; labels 0 nothate, 1 hate.
@@ -65,23 +69,24 @@ class OnlineRLConfig(_Strict):
     num_iterations: int = Field(1, gt=0)
     max_grad_norm: float = Field(1.0, gt=0.0)
     loss_type: str | None = None  # GRPO only; None keeps TRL's default
-    gradient_checkpointing: bool = False
-    # bf16 mixed precision (GPU). Off by default: fp32 as in the XG recipe (fp16 gave NaN rewards).
-    bf16: bool = False
+    # Gradient checkpointing and bf16: training.gradient_checkpointing and training.bf16.
     logging_steps: int = Field(1, gt=0)
 
 
 class RLConfig(_Strict):
-    """One online RL run. ``method`` picks the algorithm; sampling, queries, reward, LoRA and
-    checkpointing are shared by all three."""
+    """One online RL run (``training.method`` ppo, rloo or grpo picks the algorithm); sampling,
+    queries, reward and checkpointing are shared by all three."""
 
-    method: Literal["ppo", "rloo", "grpo"] = "ppo"
     max_steps: int = Field(200, gt=0)  # PPO: rollout batches; RLOO/GRPO: optimizer steps
     save_steps: int = Field(25, gt=0)  # checkpoint every N steps (for resume after preemption)
     save_total_limit: int = Field(2, gt=0)  # checkpoints kept (newest)
-    seed: int = 0
-    mode: Literal["lora", "full"] = "lora"
-    lora: LoraConfig = Field(default_factory=LoraConfig)
+    # Training prompts of ppo/rloo/grpo: JSON lines with a "prompt" (prepared prompts, or raw
+    # RealToxicityPrompts lines), a local file or gs:// URI, or "toy". Not the evaluation prompts.
+    prompts: str = "toy"
+    # Prompts whose toxicity (RealToxicityPrompts ``prompt.toxicity``, or a prepared file's
+    # ``prompt_toxicity`` on the Perspective 0-1 scale) is not above this are dropped; None keeps
+    # every prompt. The TRL recipe used 0.3 (pipelines/configs/trl-detox-ppo.yaml).
+    prompt_toxicity_above: float | None = Field(None, ge=0.0, le=1.0)
     # Each prompt is cut to its first k tokens, k drawn once per prompt from [min, max].
     query_min_tokens: int = Field(10, gt=0)
     query_max_tokens: int = Field(15, gt=0)
@@ -94,8 +99,3 @@ class RLConfig(_Strict):
     reward: RewardConfig = Field(default_factory=RewardConfig)
     ppo: PPOConfig = Field(default_factory=PPOConfig)
     online: OnlineRLConfig = Field(default_factory=OnlineRLConfig)
-
-
-# Keys (dotted) that may change between a run and its resumption without invalidating the
-# checkpoint: run length and bookkeeping, and where the reward classifier is mounted (a retried
-# pod may see its input at another path) or how many texts it scores at once.

@@ -1,0 +1,1 @@
+"""Supervised fine-tuning (TRL SFTTrainer) and the SFT → DPO recipe."""

@@ -1,0 +1,245 @@
+"""Supervised fine-tuning with TRL 1.16's ``SFTTrainer``: LoRA, 4-bit QLoRA or full.
+
+The first stage of ``training.method: sft_dpo`` (the model card's recipe: instruction tuning,
+then DPO from the instruction-tuned model; ``components/sft/sft_then_dpo.py``), also runnable on
+its own (``xdetox sft``). Hyperparameters: ``training.sft``; the adaptation (``mode``, ``lora``,
+``qlora``), gradient checkpointing, bf16 and the seed are shared with DPO from ``training``.
+
+Output folder, written whole and atomically (main process only under ``accelerate launch``): the
+adapter or full model, the tokenizer, ``base_config.json``, ``training_log.jsonl`` (TRL's log
+history: ``loss``, ``mean_token_accuracy``, ``eval_loss``, ...) and ``train_summary.json``.
+Checkpoints and resume work as for DPO (``components/train/checkpointing.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+from components.dpo.dpo_arguments import check_optimizer
+from components.dpo.train_dpo import BASE_CONFIG, TRAIN_SUMMARY, TRAINING_LOG
+from components.sft.sft_data import (
+    EVAL_FILE,
+    MESSAGES,
+    PAIRS,
+    PROMPT_COMPLETION,
+    TRAIN_FILE,
+    load_sft_splits,
+    to_dataset,
+)
+from components.train.checkpointing import (
+    checkpoint_step,
+    clear_checkpoints,
+    default_checkpoint_dir,
+    files_digest,
+    record_run_config,
+    resume_checkpoint,
+)
+from components.train.outputs import main_process_output, process_state
+from components.train.policy import (
+    build_peft_config,
+    check_mode_supported,
+    load_policy,
+    uses_bf16,
+)
+from components.train.progress import dataset_progress
+from xdetox.config import TrainingConfig
+from xdetox.errors import DataError, XdetoxError
+from xdetox.files import write_json, write_jsonl
+
+# The ``training`` keys SFT reads (its checkpoints stay valid when, say, DPO's beta changes).
+SFT_TRAINING_KEYS = ("mode", "lora", "qlora", "seed", "gradient_checkpointing", "bf16", "sft")
+RESUMABLE_SFT_KEYS = frozenset(
+    {"training.sft.max_steps", "training.sft.num_train_epochs", "training.sft.logging_steps"}
+)
+
+
+def build_sft_config(
+    config: TrainingConfig,
+    checkpoint_dir: str | Path,
+    *,
+    has_eval: bool,
+    data_format: str,
+    progress: bool = True,
+):
+    """TRL's ``SFTConfig`` for ``config.sft`` (checkpoints to ``checkpoint_dir``)."""
+    import torch
+    from trl import SFTConfig
+
+    sft = config.sft
+    check_optimizer(sft.optim, sft.lr_scheduler_type, prefix="training.sft")
+    kwargs = {}
+    if config.gradient_checkpointing:
+        # Reentrant checkpointing: the variant that works with PEFT under DeepSpeed ZeRO-3.
+        kwargs["gradient_checkpointing_kwargs"] = {"use_reentrant": True}
+    # Completion-only loss exists for prompt-completion rows alone; TRL refuses it otherwise.
+    completion_only = data_format in (PROMPT_COMPLETION, PAIRS)
+    return SFTConfig(
+        output_dir=str(checkpoint_dir),
+        learning_rate=sft.learning_rate,
+        lr_scheduler_type=sft.lr_scheduler_type,
+        warmup_steps=sft.warmup_steps,
+        optim=sft.optim,
+        max_grad_norm=sft.max_grad_norm,
+        per_device_train_batch_size=sft.per_device_train_batch_size,
+        per_device_eval_batch_size=sft.per_device_train_batch_size,
+        gradient_accumulation_steps=sft.gradient_accumulation_steps,
+        num_train_epochs=sft.num_train_epochs,
+        max_steps=sft.max_steps,
+        max_length=sft.max_length,
+        completion_only_loss=sft.completion_only_loss if completion_only else None,
+        packing=False,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=sft.eval_steps if has_eval else None,
+        save_strategy="steps",
+        save_steps=sft.save_steps,
+        save_total_limit=2,
+        logging_steps=sft.logging_steps,
+        logging_first_step=True,
+        seed=config.seed,
+        data_seed=config.seed,
+        gradient_checkpointing=config.gradient_checkpointing,
+        bf16=uses_bf16(config),
+        fp16=False,
+        use_cpu=not torch.cuda.is_available(),
+        report_to=[],
+        disable_tqdm=not progress,
+        **kwargs,
+    )
+
+
+def _last(history: list[dict], key: str) -> float | None:
+    for entry in reversed(history):
+        if isinstance(entry.get(key), int | float):
+            return float(entry[key])
+    return None
+
+
+def summarize_sft(
+    trainer,
+    train_loss: float,
+    eval_metrics: dict,
+    *,
+    wall_time_s: float,
+    n_train: int,
+    n_eval: int,
+    resumed_from_step: int,
+) -> dict[str, float]:
+    """Final metrics as floats; a metric that does not exist here is left out, never 0."""
+    history = [e for e in trainer.state.log_history if not any(k.startswith("eval_") for k in e)]
+    params = list(trainer.model.parameters())
+    summary: dict[str, float | None] = {
+        "train_loss": train_loss,
+        "final_train_loss": _last(history, "loss"),
+        "final_mean_token_accuracy": _last(history, "mean_token_accuracy"),
+        "eval_loss": eval_metrics.get("eval_loss"),
+        "eval_mean_token_accuracy": eval_metrics.get("eval_mean_token_accuracy"),
+        "steps": trainer.state.global_step,
+        "resumed_from_step": resumed_from_step,
+        "epochs": trainer.state.epoch,
+        "wall_time_s": wall_time_s,
+        "n_params_trainable": sum(p.numel() for p in params if p.requires_grad),
+        "n_params_total": sum(p.numel() for p in params),
+        "n_train_examples": n_train,
+        "n_eval_examples": n_eval,
+    }
+    return {k: float(v) for k, v in summary.items() if v is not None}
+
+
+def _data_files(source: Path) -> tuple[Path, ...]:
+    return (source / TRAIN_FILE, source / EVAL_FILE) if source.is_dir() else (source,)
+
+
+def train_sft(
+    model_dir: str | Path,
+    data: str | Path,
+    output_dir: str | Path,
+    config: TrainingConfig,
+    *,
+    progress: bool = True,
+    keep_checkpoints: bool = False,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = True,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> dict[str, float]:
+    """Fine-tune ``model_dir`` on ``data`` (a file or a train/eval folder: ``sft_data``) and
+    write ``output_dir``; returns the summary also written to ``train_summary.json``."""
+    from trl import SFTTrainer
+
+    started = time.monotonic()
+    data, output_dir = Path(data), Path(output_dir)
+    train_rows, eval_rows, data_format = load_sft_splits(data)
+    has_eval = bool(eval_rows)
+    check_mode_supported(config)
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir(output_dir)
+    args = build_sft_config(
+        config, checkpoint_dir, has_eval=has_eval, data_format=data_format, progress=progress
+    )
+    state = process_state()
+    run_config = {
+        "training": config.model_dump(mode="json", include=set(SFT_TRAINING_KEYS)),
+        "data": files_digest(*_data_files(data)),
+    }
+    last = resume_checkpoint(
+        checkpoint_dir,
+        run_config,
+        resume=resume,
+        allowed_changes=RESUMABLE_SFT_KEYS,
+        is_main_process=state.is_main_process,
+    )
+    state.wait_for_everyone()
+    model, tokenizer = load_policy(model_dir, config)
+    if data_format == MESSAGES and not getattr(tokenizer, "chat_template", None):
+        raise DataError(
+            "messages data needs a tokenizer with a chat template (this one has none); "
+            "use prompt/completion or text lines",
+            model_dir,
+        )
+    with dataset_progress(progress):
+        trainer = SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=to_dataset(train_rows),
+            eval_dataset=to_dataset(eval_rows) if has_eval else None,
+            processing_class=tokenizer,
+            peft_config=build_peft_config(model, config),
+            callbacks=list(callbacks),
+        )
+        record_run_config(checkpoint_dir, run_config, state.is_main_process)
+        result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+        eval_metrics = trainer.evaluate() if has_eval else {}
+    for entry in trainer.state.log_history:
+        for key in ("loss", "eval_loss"):
+            value = entry.get(key)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise XdetoxError(
+                    f"SFT diverged: {key} is {value} at step {entry.get('step')}; "
+                    "lower training.sft.learning_rate"
+                )
+    summary = summarize_sft(
+        trainer,
+        result.training_loss,
+        eval_metrics,
+        wall_time_s=time.monotonic() - started,
+        n_train=len(train_rows),
+        n_eval=len(eval_rows),
+        resumed_from_step=checkpoint_step(last),
+    )
+    main = trainer.accelerator.is_main_process
+    trainer.accelerator.wait_for_everyone()
+    with main_process_output(output_dir, main) as tmp:
+        trainer.save_model(str(tmp))  # every process: ZeRO-3 gathers the weights
+        if main:
+            tokenizer.save_pretrained(str(tmp))
+            shutil.copyfile(Path(model_dir) / "config.json", tmp / BASE_CONFIG)
+            write_jsonl(tmp / TRAINING_LOG, trainer.state.log_history)
+            write_json(tmp / TRAIN_SUMMARY, summary)
+    if main and not keep_checkpoints:
+        clear_checkpoints(checkpoint_dir)
+    trainer.accelerator.wait_for_everyone()
+    return summary

@@ -1,0 +1,78 @@
+"""KFP component: the training stage, whatever ``training.method`` (dpo, sft_dpo, ppo, rloo,
+grpo), on every GPU of its node, resumable after preemption, with curves."""
+
+from typing import Optional
+
+from kfp import dsl
+from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
+
+from components.images import TRAIN_IMAGE
+
+
+@dsl.component(base_image=TRAIN_IMAGE, install_kfp_package=False)
+def train(
+    base_model: Input[Model],
+    training: dict,
+    rl: dict,
+    tuned: Output[Model],
+    metrics: Output[Metrics],
+    curves: Output[HTML],
+    pairs: Input[Dataset] = None,
+    prompts: Input[Dataset] = None,
+    scoring: Optional[dict] = None,  # noqa: UP045 (KFP reads Optional, not X | None)
+    num_gpus: int = -1,
+    zero_stage: int = 2,
+):
+    """Train and write the adapter (LoRA/QLoRA) or the full model into ``tuned``.
+
+    ``pairs``: prepared preference pairs (dpo, sft_dpo); ``prompts``: prompts JSON lines (ppo,
+    rloo, grpo; when not connected, ``rl.prompts`` is read: toy, a path or gs://).
+    ``scoring``: the scoring section, for ``rl.reward.kind: scorer``.
+    ``num_gpus``: -1 uses every GPU the pod sees (``accelerate launch`` when more than one);
+    ``zero_stage``: the DeepSpeed config for several GPUs (2 or 3).
+
+    Checkpoints go to ``<tuned.path>.checkpoints``, a sibling of the output under this task's
+    folder of the pipeline root: a retry of the task (``set_retry``) in the same run gets the
+    same path and resumes from the newest checkpoint where that path outlives the pod (GCS FUSE
+    on Vertex AI; see ``components/train/checkpointing.py`` for standalone clusters). They are
+    removed once the model is saved.
+    """
+    import contextlib
+
+    from components.train.curves import stage_metrics, write_curves
+    from components.train.dispatch import prompts_file
+    from components.train.launch import train_stage
+    from xdetox.config import RLConfig, ScoringConfig, TrainingConfig, validate_section
+
+    config = validate_section(TrainingConfig, training, "pipeline parameter 'training'")
+    rl_config = validate_section(RLConfig, rl, "pipeline parameter 'rl'")
+    scoring_config = (
+        validate_section(ScoringConfig, scoring, "pipeline parameter 'scoring'")
+        if scoring
+        else None
+    )
+    online = config.method in ("ppo", "rloo", "grpo")
+    # Online RL reads rl.prompts itself when no prompts artifact is connected.
+    source = (
+        prompts_file(rl_config.prompts)
+        if online and prompts is None
+        else contextlib.nullcontext(prompts.path if prompts is not None else None)
+    )
+    with source as prompts_path:
+        summary = train_stage(
+            base_model.path,
+            tuned.path,
+            config,
+            rl_config,
+            pairs_dir=pairs.path if pairs is not None else None,
+            prompts_path=prompts_path,
+            scoring=scoring_config,
+            checkpoint_dir=tuned.path + ".checkpoints",
+            num_gpus=None if num_gpus < 0 else num_gpus,
+            zero_stage=zero_stage,
+            progress=False,
+        )
+    finals = write_curves(tuned.path, config.method, curves.path)
+    for key, value in stage_metrics(summary, finals).items():
+        metrics.log_metric(key, value)
+    tuned.metadata.update({"method": config.method, "mode": config.mode})

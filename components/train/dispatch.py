@@ -1,0 +1,153 @@
+"""One entry point for every training method: ``training.method`` picks the trainer.
+
+=========  ==============================================  ===================  ==============
+method     trainer                                         needs                output
+=========  ==============================================  ===================  ==============
+dpo        ``components/dpo/train_dpo.py`` (TRL)           preference pairs     adapter/model
+sft_dpo    ``components/sft/sft_then_dpo.py`` (TRL)        pairs (+ SFT data)   full model
+ppo        ``components/ppo/ppo_trainer.py`` (compact)     prompts + reward     adapter/model
+rloo/grpo  ``components/ppo/trl_online.py`` (TRL)          prompts + reward     adapter/model
+=========  ==============================================  ===================  ==============
+
+Every output folder holds ``training_log.jsonl`` and ``train_summary.json`` (for the curves) and
+the tokenizer; ``components/merge`` turns an adapter into a full model and passes a full model
+through. The same function runs in-process (CPU, one GPU) and in each process of an ``accelerate
+launch`` over several GPUs (``components/train/launch.py`` and ``run.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from xdetox.config import RLConfig, ScoringConfig, TrainingConfig
+from xdetox.errors import ConfigError
+
+# What each method trains on: preference pairs (a prepared folder) or prompts (JSON lines).
+NEEDS: dict[str, str] = {
+    "dpo": "pairs",
+    "sft_dpo": "pairs",
+    "ppo": "prompts",
+    "rloo": "prompts",
+    "grpo": "prompts",
+}
+
+
+def check_inputs(method: str, pairs_dir: Any, prompts_path: Any) -> None:
+    """Raise :class:`ConfigError` when the input ``method`` trains on was not given."""
+    need = NEEDS.get(method)
+    if need is None:
+        raise ConfigError(f"training.method: unknown method {method!r} (one of {', '.join(NEEDS)})")
+    if need == "pairs" and pairs_dir is None:
+        raise ConfigError(f"training.method={method} trains on preference pairs: none were given")
+    if need == "prompts" and prompts_path is None:
+        raise ConfigError(f"training.method={method} trains on prompts: none were given")
+
+
+@contextlib.contextmanager
+def prompts_file(source: str) -> Iterator[Path]:
+    """A local prompts file for ``rl.prompts``: ``toy``, a local path or a ``gs://`` URI (a
+    downloaded copy lives as long as the block)."""
+    if source == "toy":
+        from xdetox.toy import toy_prompts_path
+
+        yield toy_prompts_path()
+        return
+    from xdetox.storage import local_copy
+
+    with local_copy(source) as path:
+        yield path
+
+
+def _reward_device():
+    """This process's device (one GPU per process under ``accelerate launch``), for the reward
+    classifier, which is not part of what accelerate places."""
+    from components.train.outputs import process_state
+
+    return process_state().device
+
+
+def run_training(
+    model_dir: str | Path,
+    output_dir: str | Path,
+    training: TrainingConfig,
+    rl: RLConfig | None = None,
+    *,
+    pairs_dir: str | Path | None = None,
+    prompts_path: str | Path | None = None,
+    scoring: ScoringConfig | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = True,
+    keep_checkpoints: bool = False,
+    progress: bool = True,
+    reward_funcs: Sequence[Any] | None = None,
+    callbacks: Sequence[Any] = (),
+) -> dict[str, float]:
+    """Train with ``training.method`` and write ``output_dir``; return the run's summary.
+
+    ``rl`` (default ``RLConfig()``) and ``scoring`` (for a ``rl.reward.kind: scorer`` reward)
+    serve the online methods; ``reward_funcs`` replaces the reward ``rl.reward`` describes
+    (tests, custom rewards). ``callbacks`` (transformers ``TrainerCallback``) reach the TRL
+    trainers of dpo and sft_dpo.
+    """
+    method = training.method
+    check_inputs(method, pairs_dir, prompts_path)
+    rl = rl if rl is not None else RLConfig()
+    common = {
+        "checkpoint_dir": checkpoint_dir,
+        "resume": resume,
+        "keep_checkpoints": keep_checkpoints,
+        "progress": progress,
+    }
+    if method == "dpo":
+        from components.dpo.train_dpo import train_dpo
+
+        return train_dpo(model_dir, pairs_dir, output_dir, training, callbacks=callbacks, **common)
+    if method == "sft_dpo":
+        from components.sft.sft_then_dpo import train_sft_then_dpo
+        from xdetox.storage import local_copy
+
+        source = training.sft.data
+        holder = local_copy(source) if source else contextlib.nullcontext(None)
+        with holder as sft_data:
+            return train_sft_then_dpo(
+                model_dir,
+                pairs_dir,
+                output_dir,
+                training,
+                sft_data=sft_data,
+                callbacks=callbacks,
+                **common,
+            )
+
+    if reward_funcs is None:
+        from components.ppo.rewards import build_reward_function
+
+        reward_funcs = [build_reward_function(rl.reward, scoring=scoring, device=_reward_device())]
+    if method == "ppo":
+        from components.ppo.ppo_trainer import train_ppo
+
+        if len(reward_funcs) != 1:
+            raise ConfigError("training.method=ppo takes one reward function")
+        return train_ppo(
+            model_dir,
+            prompts_path,
+            output_dir,
+            rl,
+            training=training,
+            reward_fn=reward_funcs[0],
+            **common,
+        )
+    from components.ppo.trl_online import train_online
+
+    return train_online(
+        model_dir,
+        prompts_path,
+        output_dir,
+        rl,
+        training=training,
+        reward_funcs=list(reward_funcs),
+        **common,
+    )

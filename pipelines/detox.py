@@ -1,6 +1,6 @@
 """The detox pipeline: one function for KFP's local runner and for a Kubeflow cluster.
 
-load base model ─┬─ prepare preference data ── DPO ── merge ─┐
+load base model ─┬─ prepare preference data ── train (DPO…) ── merge ─┐
                  └─ prepare prompts ─────────────────────────┤
 ParallelFor language: generate(base), generate(tuned) → score each → metrics(base vs tuned)
 Collected metrics → report (metrics.csv, report.html, Markdown, aggregate Metrics)
@@ -15,7 +15,6 @@ from kfp import dsl
 from kfp.dsl import HTML, Dataset
 
 from components.agreement.component import scorer_agreement
-from components.dpo.component import dpo
 from components.generate.component import generate
 from components.load_model.component import load_model
 from components.merge.component import merge
@@ -24,6 +23,7 @@ from components.prepare_data.component import prepare_data
 from components.prepare_prompts.component import prepare_prompts
 from components.report.component import report
 from components.score.component import score
+from components.train.component import train
 from pipelines.resources import apply_resources
 from xdetox.config import Config, to_params
 from xdetox.records import BASE_LABEL
@@ -55,11 +55,13 @@ def build_detox_pipeline(config: Config):
     second = config.scoring.second_scorer()
     second_scoring = None if second is None else to_params(second)
     tuned_label = config.training.method  # the label the tuned model's rows carry
+    online = config.training.method in ("ppo", "rloo", "grpo")
     # KFP reads parameter defaults from the signature: the recipe's values go there.
     defaults = {
         "languages": list(config.data.languages),
         "data": data_params(config),
         "training": to_params(config.training),
+        "rl": to_params(config.rl),
         "generation": to_params(config.generation),
         "scoring": to_params(config.scoring),
         "metrics": to_params(config.metrics),
@@ -73,7 +75,8 @@ def build_detox_pipeline(config: Config):
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
-        description="DPO detoxification and per-language toxicity, fluency and diversity.",
+        description="Preference tuning (DPO, SFT→DPO, PPO, RLOO, GRPO) and per-language "
+        "toxicity, fluency and diversity.",
         pipeline_root=cluster.pipeline_root or None,
     )
     def detox_pipeline(
@@ -83,6 +86,7 @@ def build_detox_pipeline(config: Config):
         languages: list = defaults["languages"],
         data: dict = defaults["data"],
         training: dict = defaults["training"],
+        rl: dict = defaults["rl"],
         generation: dict = defaults["generation"],
         scoring: dict = defaults["scoring"],
         metrics_config: dict = defaults["metrics"],
@@ -90,24 +94,32 @@ def build_detox_pipeline(config: Config):
     ) -> NamedTuple("Outputs", report=HTML, metrics=Dataset):
 
         base = configure(load_model(source=base_model), "load_model", "load base model")
-        pairs = configure(
-            prepare_data(source=preference_data, data=data, tokenizer_model=base.outputs["model"]),
-            "prepare_data",
-            "prepare preference data",
-        )
+        if online:  # PPO, RLOO, GRPO learn from prompts and a reward, not preference pairs
+            pairs = None
+        else:
+            pairs = configure(
+                prepare_data(
+                    source=preference_data, data=data, tokenizer_model=base.outputs["model"]
+                ),
+                "prepare_data",
+                "prepare preference data",
+            )
         prompts = configure(
             prepare_prompts(source=prompts_source, languages=languages, data=data),
             "prepare_prompts",
             "prepare prompts",
         )
+        train_inputs = {} if pairs is None else {"pairs": pairs.outputs["pairs"]}
         tuned = configure(
-            dpo(
+            train(
                 base_model=base.outputs["model"],
-                pairs=pairs.outputs["pairs"],
                 training=training,
+                rl=rl,
+                scoring=scoring,
+                **train_inputs,
             ),
-            "dpo",
-            "DPO",
+            "train",
+            f"train ({tuned_label})",
         )
         merged = configure(
             merge(base_model=base.outputs["model"], adapter=tuned.outputs["tuned"]),

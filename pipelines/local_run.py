@@ -100,7 +100,8 @@ def _model_names(config: Config, pipeline: str) -> dict[str, str]:
     if pipeline == "eval":
         return {"load-model": config.evaluation.label}
     method = config.training.method
-    return {"load-model": "base", "dpo": f"{method}-adapter", "merge": method}
+    trained = f"{method}-adapter" if config.training.mode in ("lora", "qlora") else f"{method}-raw"
+    return {"load-model": "base", "train": trained, "merge": method}
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -21,6 +21,7 @@ from xdetox.config import (
     EvaluationConfig,
     GenerationConfig,
     MetricsConfig,
+    RLConfig,
     ScoringConfig,
     TrainingConfig,
 )
@@ -38,6 +39,7 @@ PARAMETER_SECTIONS: dict[str, dict[str, type[BaseModel]]] = {
     "detox": {
         "data": DataConfig,
         "training": TrainingConfig,
+        "rl": RLConfig,
         "generation": GenerationConfig,
         "scoring": ScoringConfig,
         "metrics_config": MetricsConfig,

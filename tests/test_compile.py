@@ -39,7 +39,14 @@ def toy_spec(tmp_path_factory) -> dict:
 
 def test_pipeline_has_every_stage(toy_spec):
     root_tasks = set(toy_spec["root"]["dag"]["tasks"])
-    assert {"load-model", "prepare-data", "prepare-prompts", "dpo", "merge", "report"} <= root_tasks
+    assert {
+        "load-model",
+        "prepare-data",
+        "prepare-prompts",
+        "train",
+        "merge",
+        "report",
+    } <= root_tasks
     loop = toy_spec["components"]["comp-for-loop-1"]["dag"]["tasks"]
     assert set(loop) == {"generate", "generate-2", "score", "score-2", "language-metrics"}
     # base and tuned generate in the same iteration, so the comparison is paired
@@ -72,7 +79,11 @@ def test_artifacts_are_typed(toy_spec):
         return {name: a["artifactType"]["schemaTitle"] for name, a in arts.items()}
 
     assert outputs("comp-load-model") == {"model": "system.Model"}
-    assert outputs("comp-dpo") == {"tuned": "system.Model", "metrics": "system.Metrics"}
+    assert outputs("comp-train") == {
+        "tuned": "system.Model",
+        "metrics": "system.Metrics",
+        "curves": "system.HTML",
+    }
     assert outputs("comp-merge") == {"merged": "system.Model"}
     assert outputs("comp-generate") == {"generations": "system.Dataset"}
     assert outputs("comp-score") == {"scores": "system.Dataset"}
@@ -96,7 +107,7 @@ def _resources(spec: dict, executor: str) -> dict:
 
 def test_gpu_stages_request_gpus_and_land_on_gpu_nodes(gke_spec):
     k8s = gke_spec["_platform"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    for executor in ("exec-dpo", "exec-generate", "exec-generate-2"):
+    for executor in ("exec-train", "exec-generate", "exec-generate-2"):
         accel = _resources(gke_spec, executor)["accelerator"]
         assert accel["resourceType"] == "nvidia.com/gpu" and int(accel["resourceCount"]) == 1
         assert k8s[executor]["nodeSelector"]["labels"] == {
@@ -107,11 +118,11 @@ def test_gpu_stages_request_gpus_and_land_on_gpu_nodes(gke_spec):
         ]["tolerations"]
     assert "accelerator" not in _resources(gke_spec, "exec-score")
     assert "exec-score" not in k8s or "nodeSelector" not in k8s["exec-score"]
-    dpo = k8s["exec-dpo"]
+    dpo = k8s["exec-train"]
     assert dpo["emptyDirMounts"][0]["mountPath"] == "/dev/shm"
     assert dpo["emptyDirMounts"][0]["medium"] == "Memory"
     assert int(dpo["activeDeadlineSeconds"]) == 86400
-    assert _resources(gke_spec, "exec-dpo")["memoryLimit"] > 80
+    assert _resources(gke_spec, "exec-train")["memoryLimit"] > 80
 
 
 def test_toy_compile_asks_for_no_gpu(toy_spec):
@@ -126,7 +137,7 @@ def test_components_use_project_images_without_installing_kfp(toy_spec):
     images = {
         name: e["container"]["image"] for name, e in toy_spec["deploymentSpec"]["executors"].items()
     }
-    assert images["exec-dpo"] == TRAIN_IMAGE and images["exec-generate"] == GENERATE_IMAGE
+    assert images["exec-train"] == TRAIN_IMAGE and images["exec-generate"] == GENERATE_IMAGE
     assert images["exec-score"] == BASE_IMAGE
     for executor in toy_spec["deploymentSpec"]["executors"].values():
         command = " ".join(executor["container"]["command"])
@@ -220,3 +231,17 @@ def test_agreement_option_scores_twice_and_compares(tmp_path):
     assert {"scorer-agreement", "scorer-agreement-2"} <= set(root)
     # a scorer that calls an external service is never cached
     assert not loop["score"]["cachingOptions"].get("enableCache")
+
+
+def test_online_rl_methods_train_from_prompts_without_pairs(tmp_path):
+    spec = _compile(tmp_path, None, ["training.method=ppo"])
+    root = spec["root"]["dag"]["tasks"]
+    assert "prepare-data" not in root
+    assert "pairs" not in root["train"]["inputs"].get("artifacts", {})
+    assert root["train"]["inputs"]["parameters"]["rl"]["componentInputParameter"] == "rl"
+    loop = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]
+    labels = {
+        loop[t]["inputs"]["parameters"]["model_label"]["runtimeValue"]["constant"]
+        for t in ("generate", "generate-2")
+    }
+    assert labels == {"base", "ppo"}

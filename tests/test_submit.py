@@ -27,7 +27,7 @@ from kfp_server import FakeKFP
 TOKEN = "tok-5f3a9c1e-do-not-print"
 PIPELINE = "xdetox-detox"
 # Every stage of the detox pipeline, as task names in the compiled DAGs (loop tasks included).
-STAGE_TASKS = {"load-model", "prepare-data", "prepare-prompts", "dpo", "merge", "generate",
+STAGE_TASKS = {"load-model", "prepare-data", "prepare-prompts", "train", "merge", "generate",
                "generate-2", "score", "score-2", "language-metrics", "report"}  # fmt: skip
 
 
@@ -211,7 +211,7 @@ def test_no_cache_compiles_caching_off_into_its_own_version(server, capsys):
     default = _all_tasks(_spec(server, by_name[_expected_version([])]))
     uncached = _all_tasks(_spec(server, by_name[_expected_version([], "-nocache")]))
     # as compiled: every stage cached (the toy recipe's offline scorer is deterministic)
-    assert default["dpo"]["cachingOptions"]["enableCache"] is True
+    assert default["train"]["cachingOptions"]["enableCache"] is True
     assert default["score"]["cachingOptions"]["enableCache"] is True
     assert {t["cachingOptions"]["enableCache"] for t in uncached.values()} == {False}
 

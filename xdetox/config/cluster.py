@@ -26,7 +26,6 @@ STAGES = (
     "load_model",
     "prepare_data",
     "prepare_prompts",
-    "dpo",
     "merge",
     "generate",
     "score",

@@ -16,7 +16,6 @@ time. Whether a tuned model is compared with the base is decided at compile time
 """
 
 import inspect
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,13 @@ from components.interpret.component import (
 from components.load_model.component import load_model
 from components.prepare_prompts.component import prepare_prompts
 from components.prepare_prompts.languages import normalise_language
+from pipelines.local_run import (
+    executor_outputs,
+    first_line,
+    init_local_runner,
+    link_dir,
+    link_file,
+)
 from pipelines.resources import apply_resources
 from xdetox.config import (
     ActivationConfig,
@@ -277,7 +283,6 @@ STAGE_FOLDERS = {
 REPORT_FILES = {("interpret-report", "html"): "report.html",
                 ("interpret-report", "markdown"): "report.md"}  # fmt: skip
 MODEL_FOLDERS = {"load-model": "base", "load-model-2": "tuned"}
-_LOCAL_PARALLEL_TASKS = 2  # kfp.local's SubprocessRunner runs this many ParallelFor tasks at once
 
 
 @dataclass
@@ -291,20 +296,18 @@ class InterpretRun:
 
 def organise_interpret_run(run_dir: Path, kfp_root: Path) -> dict[str, Path]:
     """Link the report and each stage's folder from KFP's task folders into ``run_dir``."""
-    from pipelines.local_run import _executor_outputs, _link_dir, _link_file
-
     files: dict[str, Path] = {}
-    for task, output, artifact in _executor_outputs(kfp_root):
+    for task, output, artifact in executor_outputs(kfp_root):
         uri = Path(artifact.get("uri", ""))
         if (task, output) in REPORT_FILES and uri.is_file():
             dest = run_dir / REPORT_FILES[(task, output)]
-            _link_file(uri, dest)
+            link_file(uri, dest)
         elif (task, output) in STAGE_FOLDERS and uri.is_dir():
             dest = run_dir / STAGE_FOLDERS[(task, output)]
-            _link_dir(uri, dest)
+            link_dir(uri, dest)
         elif task in MODEL_FOLDERS and output == "model" and uri.is_dir():
             dest = run_dir / "models" / MODEL_FOLDERS[task]
-            _link_dir(uri, dest)
+            link_dir(uri, dest)
         else:
             continue
         files[str(dest.relative_to(run_dir))] = dest
@@ -315,32 +318,16 @@ def run_interpret_local(config: Config, run_dir: str | Path) -> InterpretRun:
     """Run the interpret pipeline with KFP's SubprocessRunner in this interpreter (as
     :func:`pipelines.local_run.run_local` runs the detox pipeline) and lay out ``run_dir``:
     ``report.html``, ``report.md``, one folder per stage, ``models/``, and ``kfp/``."""
-    from kfp import local
-
     pipeline = build_interpret_pipeline(config)  # config errors before anything is written
     run_dir = Path(run_dir).resolve()
-    kfp_root = run_dir / "kfp"
-    kfp_root.mkdir(parents=True, exist_ok=True)
-    # As in run_local: two ParallelFor tasks at once, so one torch thread per task per core
-    # pair; more threads oversubscribe a small machine.
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    threads = max(1, (os.cpu_count() or 2) // _LOCAL_PARALLEL_TASKS)
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    os.environ.setdefault("MKL_NUM_THREADS", str(threads))
-    local.init(
-        runner=local.SubprocessRunner(use_venv=False),
-        pipeline_root=str(kfp_root),
-        raise_on_error=True,
-    )
+    kfp_root = init_local_runner(run_dir)
     start = time.monotonic()
     try:
         pipeline()
     except RuntimeError as exc:  # kfp.local: a task failed; its log went to the console
         organise_interpret_run(run_dir, kfp_root)
-        text = str(exc).strip()
-        first = text.splitlines()[0] if text else type(exc).__name__
         raise XdetoxError(
-            f"local interpret run failed: {first}; task folders in {kfp_root}"
+            f"local interpret run failed: {first_line(exc)}; task folders in {kfp_root}"
         ) from None
     seconds = time.monotonic() - start
     files = organise_interpret_run(run_dir, kfp_root)

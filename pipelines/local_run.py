@@ -41,7 +41,7 @@ class LocalRun:
     files: dict[str, Path] = field(default_factory=dict)
 
 
-def _link_file(src: Path, dest: Path) -> None:
+def link_file(src: Path, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.unlink(missing_ok=True)
     try:
@@ -52,14 +52,14 @@ def _link_file(src: Path, dest: Path) -> None:
         shutil.copy2(src, dest)
 
 
-def _link_dir(src: Path, dest: Path) -> None:
+def link_dir(src: Path, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.is_symlink() or dest.exists():
         dest.unlink()
     dest.symlink_to(os.path.relpath(src, dest.parent), target_is_directory=True)
 
 
-def _executor_outputs(kfp_root: Path):
+def executor_outputs(kfp_root: Path):
     for path in sorted(kfp_root.rglob("executor_output.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
         for name, entry in (data.get("artifacts") or {}).items():
@@ -76,7 +76,7 @@ def organise_run_folder(
     its model gets under ``models/``.
     """
     files: dict[str, Path] = {}
-    for task, output, artifact in _executor_outputs(kfp_root):
+    for task, output, artifact in executor_outputs(kfp_root):
         uri = Path(artifact.get("uri", ""))
         meta = artifact.get("metadata") or {}
         kind = meta.get("xdetox_kind")
@@ -86,12 +86,12 @@ def organise_run_folder(
             dest = run_dir / _REPORT_FILES[(task, output)]
         elif task in model_names and uri.is_dir():
             dest = run_dir / "models" / model_names[task]
-            _link_dir(uri, dest)
+            link_dir(uri, dest)
             files[f"models/{dest.name}"] = dest
             continue
         else:
             continue
-        _link_file(uri, dest)
+        link_file(uri, dest)
         files[str(dest.relative_to(run_dir))] = dest
     return files
 
@@ -107,7 +107,7 @@ def _model_names(config: Config, pipeline: str) -> dict[str, str]:
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = _ANSI.sub("", str(exc)).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -124,12 +124,8 @@ def _regressions(run_dir: Path) -> str | None:
     return ", ".join(f"{r.language} {r.delta:+.4f}" for r in rows.itertuples()) or None
 
 
-def run_local(config: Config, run_dir: str | Path, pipeline: str = "detox") -> LocalRun:
-    """Run a pipeline (``detox`` or ``eval``) with KFP's SubprocessRunner in this interpreter."""
-    from pipelines.registry import get_pipeline_factory
-
-    factory = get_pipeline_factory(pipeline)
-    run_dir = Path(run_dir).resolve()
+def init_local_runner(run_dir: Path) -> Path:
+    """Point KFP's SubprocessRunner at ``<run_dir>/kfp`` in this interpreter; return that folder."""
     kfp_root = run_dir / "kfp"
     kfp_root.mkdir(parents=True, exist_ok=True)
     # Components run as subprocesses of this one, two at a time inside ParallelFor. Torch's
@@ -144,6 +140,16 @@ def run_local(config: Config, run_dir: str | Path, pipeline: str = "detox") -> L
         pipeline_root=str(kfp_root),
         raise_on_error=True,
     )
+    return kfp_root
+
+
+def run_local(config: Config, run_dir: str | Path, pipeline: str = "detox") -> LocalRun:
+    """Run a pipeline (``detox`` or ``eval``) with KFP's SubprocessRunner in this interpreter."""
+    from pipelines.registry import get_pipeline_factory
+
+    factory = get_pipeline_factory(pipeline)
+    run_dir = Path(run_dir).resolve()
+    kfp_root = init_local_runner(run_dir)
     start = time.monotonic()
     try:
         factory(config)()
@@ -157,7 +163,7 @@ def run_local(config: Config, run_dir: str | Path, pipeline: str = "detox") -> L
                 f"see {run_dir / 'comparison.html'}"
             ) from None
         raise XdetoxError(
-            f"local {pipeline} run failed: {_first_line(exc)}; task folders in {kfp_root}"
+            f"local {pipeline} run failed: {first_line(exc)}; task folders in {kfp_root}"
         ) from None
     seconds = time.monotonic() - start
     files = organise_run_folder(run_dir, kfp_root, _model_names(config, pipeline))

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fakes.lint_tools import reasons_precede_entries, tool, tools_env
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKER = REPO / "docker"
@@ -33,25 +34,6 @@ DEFAULT_REGISTRY = "ghcr.io/xdetox"
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def tool(name: str) -> str:
-    """Path of a linter from the tools venv; fail (not skip) with the fix when it is missing."""
-    bin_dir = Path(os.environ.get("XDETOX_TOOLS_BIN", REPO / ".venv-tools" / "bin"))
-    path = bin_dir / name
-    if not path.is_file():
-        pytest.fail(
-            f"{name} not found in {bin_dir}: run `make tools` (creates .venv-tools from "
-            "tools/lint-requirements.txt) or point XDETOX_TOOLS_BIN at its bin folder"
-        )
-    return str(path)
-
-
-def tools_env() -> dict[str, str]:
-    """Environment whose PATH starts with the tools venv (checkov calls kubectl itself)."""
-    env = dict(os.environ)
-    env["PATH"] = str(Path(tool("checkov")).parent) + os.pathsep + env.get("PATH", "")
-    return env
 
 
 def pyproject() -> dict:
@@ -135,24 +117,6 @@ def parse_buildx_lines(stdout: str) -> list[dict[str, str]]:
         }
         commands.append(options)
     return commands
-
-
-def reasons_precede_entries(config: Path, key: str) -> list[str]:
-    """Entries of the YAML list ``key`` that have no comment line right above them."""
-    lines = config.read_text().splitlines()
-    missing = []
-    inside = False
-    for index, line in enumerate(lines):
-        if re.match(rf"^{re.escape(key)}:", line):
-            inside = True
-            continue
-        if inside and re.match(r"^\S", line):
-            inside = False
-        if inside and re.match(r"^\s*-\s*\S", line):
-            above = lines[index - 1].strip()
-            if not above.startswith("#") or len(above.lstrip("# ")) < 10:
-                missing.append(line.strip())
-    return missing
 
 
 # --- the images the components name ---------------------------------------------------------

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fakes.lint_tools import reasons_precede_entries, tool, tools_env
 
 REPO = Path(__file__).resolve().parents[1]
 K8S = REPO / "k8s"
@@ -38,26 +39,6 @@ BUCKET_URI_RE = re.compile(r"^gs://(?P<bucket>[a-z0-9][a-z0-9._-]{1,61}[a-z0-9])
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def tool(name: str) -> str:
-    """Path of a tool from the tools venv; fail (not skip) with the fix when it is missing."""
-    bin_dir = Path(os.environ.get("XDETOX_TOOLS_BIN", REPO / ".venv-tools" / "bin"))
-    path = bin_dir / name
-    if not path.is_file():
-        pytest.fail(
-            f"{name} not found in {bin_dir}: run `make tools` (creates .venv-tools from "
-            "tools/lint-requirements.txt) or point XDETOX_TOOLS_BIN at its bin folder"
-        )
-    return str(path)
-
-
-def tools_env() -> dict[str, str]:
-    """Environment whose PATH starts with the tools venv (checkov runs kubectl for kustomize)."""
-    tool("kubectl")
-    env = dict(os.environ)
-    env["PATH"] = str(Path(tool("checkov")).parent) + os.pathsep + env.get("PATH", "")
-    return env
 
 
 def load_all(path: Path) -> list[dict]:
@@ -124,24 +105,6 @@ def assert_valid(paths: list[Path]) -> None:
     passed = [line for line in output.splitlines() if " passed for resource " in line]
     documents = sum(len(load_all(p)) for p in paths)
     assert len(passed) == documents, output
-
-
-def reasons_precede_entries(config: Path, key: str) -> list[str]:
-    """Entries of the YAML list ``key`` that have no comment line right above them."""
-    lines = config.read_text().splitlines()
-    missing = []
-    inside = False
-    for index, line in enumerate(lines):
-        if re.match(rf"^{re.escape(key)}:", line):
-            inside = True
-            continue
-        if inside and re.match(r"^\S", line):
-            inside = False
-        if inside and re.match(r"^\s*-\s*\S", line):
-            above = lines[index - 1].strip()
-            if not above.startswith("#") or len(above.lstrip("# ")) < 10:
-                missing.append(line.strip())
-    return missing
 
 
 def hcl(path: Path) -> dict:
@@ -216,7 +179,7 @@ def test_checkov_k8s_and_terraform_pass():
         [tool("checkov"), "--config-file", str(config), "-d", str(K8S), "-o", "json"],
         capture_output=True,
         text=True,
-        env=tools_env(),
+        env=tools_env("kubectl"),
         timeout=300,
     )
     reports = json.loads(result.stdout)

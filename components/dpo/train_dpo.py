@@ -25,7 +25,6 @@ same network with its adapters disabled, so no second copy of the model is held 
 from __future__ import annotations
 
 import math
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,18 +36,22 @@ from components.dpo.dpo_arguments import build_dpo_config, check_training_config
 from components.dpo.dpo_dataset import EVAL_FILE, TRAIN_FILE, build_dataset, load_pair_splits
 from components.train.checkpointing import (
     checkpoint_step,
-    clear_checkpoints,
     default_checkpoint_dir,
     files_digest,
     record_run_config,
     resume_checkpoint,
 )
-from components.train.outputs import main_process_output, process_state
+from components.train.outputs import (
+    BASE_CONFIG,
+    TRAIN_SUMMARY,
+    TRAINING_LOG,
+    process_state,
+    save_trained,
+)
 from components.train.policy import build_peft_config, check_mode_supported, load_policy
 from components.train.progress import dataset_progress
 from xdetox.config import TrainingConfig
 from xdetox.errors import XdetoxError
-from xdetox.files import write_json, write_jsonl
 
 __all__ = [
     "BASE_CONFIG",
@@ -61,11 +64,6 @@ __all__ = [
     "train_dpo",
 ]
 
-TRAINING_LOG = "training_log.jsonl"
-# The base model's config.json, kept with the adapter so that a merge can check it gets the
-# same architecture (the adapter's base_model_name_or_path is a path that may not exist later).
-BASE_CONFIG = "base_config.json"
-TRAIN_SUMMARY = "train_summary.json"
 # Settings that may change between a run and its resumption: how long it runs and how often it
 # logs. Anything else (learning rate, beta, LoRA shape, ...) would mix two different runs.
 RESUMABLE_TRAINING_KEYS = frozenset(
@@ -219,16 +217,13 @@ def train_dpo(
         n_prompts_truncated=n_cut_train + n_cut_eval,
         resumed_from_step=checkpoint_step(last),
     )
-    main = trainer.accelerator.is_main_process
-    trainer.accelerator.wait_for_everyone()
-    with main_process_output(output_dir, main) as tmp:
-        trainer.save_model(str(tmp))  # every process: ZeRO-3 gathers the weights
-        if main:
-            tokenizer.save_pretrained(str(tmp))
-            shutil.copyfile(Path(model_dir) / "config.json", tmp / BASE_CONFIG)
-            write_jsonl(tmp / TRAINING_LOG, trainer.state.log_history)
-            write_json(tmp / TRAIN_SUMMARY, summary)
-    if main and not keep_checkpoints:
-        clear_checkpoints(checkpoint_dir)
-    trainer.accelerator.wait_for_everyone()
+    save_trained(
+        trainer,
+        tokenizer,
+        model_dir,
+        output_dir,
+        summary,
+        checkpoint_dir=checkpoint_dir,
+        keep_checkpoints=keep_checkpoints,
+    )
     return summary

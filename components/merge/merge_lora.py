@@ -26,12 +26,12 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from components.train.outputs import BASE_CONFIG
 from xdetox.errors import DataError, XdetoxError
 from xdetox.files import atomic_dir
 
 ADAPTER_CONFIG = "adapter_config.json"
 MODEL_CONFIG = "config.json"
-BASE_CONFIG = "base_config.json"  # written next to the adapter by components.dpo.train_dpo
 TOKENIZER_CONFIG = "tokenizer_config.json"
 # Training leftovers that do not belong in a model folder.
 _NOT_COPIED = ("checkpoints",)

@@ -14,7 +14,6 @@ Checkpoints and resume work as for DPO (``components/train/checkpointing.py``).
 from __future__ import annotations
 
 import math
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +21,6 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from components.dpo.dpo_arguments import check_optimizer
-from components.dpo.train_dpo import BASE_CONFIG, TRAIN_SUMMARY, TRAINING_LOG
 from components.sft.sft_data import (
     EVAL_FILE,
     MESSAGES,
@@ -34,13 +32,12 @@ from components.sft.sft_data import (
 )
 from components.train.checkpointing import (
     checkpoint_step,
-    clear_checkpoints,
     default_checkpoint_dir,
     files_digest,
     record_run_config,
     resume_checkpoint,
 )
-from components.train.outputs import main_process_output, process_state
+from components.train.outputs import process_state, save_trained
 from components.train.policy import (
     build_peft_config,
     check_mode_supported,
@@ -50,7 +47,6 @@ from components.train.policy import (
 from components.train.progress import dataset_progress
 from xdetox.config import TrainingConfig
 from xdetox.errors import DataError, XdetoxError
-from xdetox.files import write_json, write_jsonl
 
 # The ``training`` keys SFT reads (its checkpoints stay valid when, say, DPO's beta changes).
 SFT_TRAINING_KEYS = ("mode", "lora", "qlora", "seed", "gradient_checkpointing", "bf16", "sft")
@@ -230,16 +226,13 @@ def train_sft(
         n_eval=len(eval_rows),
         resumed_from_step=checkpoint_step(last),
     )
-    main = trainer.accelerator.is_main_process
-    trainer.accelerator.wait_for_everyone()
-    with main_process_output(output_dir, main) as tmp:
-        trainer.save_model(str(tmp))  # every process: ZeRO-3 gathers the weights
-        if main:
-            tokenizer.save_pretrained(str(tmp))
-            shutil.copyfile(Path(model_dir) / "config.json", tmp / BASE_CONFIG)
-            write_jsonl(tmp / TRAINING_LOG, trainer.state.log_history)
-            write_json(tmp / TRAIN_SUMMARY, summary)
-    if main and not keep_checkpoints:
-        clear_checkpoints(checkpoint_dir)
-    trainer.accelerator.wait_for_everyone()
+    save_trained(
+        trainer,
+        tokenizer,
+        model_dir,
+        output_dir,
+        summary,
+        checkpoint_dir=checkpoint_dir,
+        keep_checkpoints=keep_checkpoints,
+    )
     return summary

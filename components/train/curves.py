@@ -22,9 +22,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from components.train.outputs import TRAINING_LOG
 from xdetox.files import iter_jsonl
 
-TRAINING_LOG = "training_log.jsonl"
 SFT_LOG = "sft_training_log.jsonl"
 
 Panel = tuple[str, tuple[str, ...]]  # (title, logged keys drawn on it)

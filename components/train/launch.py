@@ -27,6 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from components.train.outputs import TRAIN_SUMMARY
 from components.train_configs.deepspeed_configs import ZERO_STAGES, accelerate_launch_command
 from xdetox.config import RLConfig, ScoringConfig, TrainingConfig
 from xdetox.errors import ConfigError, XdetoxError
@@ -34,7 +35,6 @@ from xdetox.errors import ConfigError, XdetoxError
 log = logging.getLogger(__name__)
 
 RUN_MODULE = "components.train.run"
-TRAIN_SUMMARY = "train_summary.json"
 
 
 def visible_gpus() -> int:

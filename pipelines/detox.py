@@ -24,7 +24,7 @@ from components.prepare_prompts.component import prepare_prompts
 from components.report.component import report
 from components.score.component import score
 from components.train.component import train
-from pipelines.resources import apply_resources
+from pipelines.resources import task_configurer
 from xdetox.config import Config, to_params
 from xdetox.records import BASE_LABEL
 
@@ -68,10 +68,7 @@ def build_detox_pipeline(config: Config):
         "run_info": {"name": config.name, "base_model": config.model.base},
     }
 
-    def configure(task: dsl.PipelineTask, stage: str, name: str) -> dsl.PipelineTask:
-        task.set_display_name(name)
-        task.set_caching_options(stage not in uncached)
-        return apply_resources(task, stage, cluster)
+    configure = task_configurer(cluster, uncached)
 
     @dsl.pipeline(
         name=PIPELINE_NAME,

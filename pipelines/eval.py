@@ -21,7 +21,7 @@ from components.prepare_prompts.component import prepare_prompts
 from components.report.component import report
 from components.score.component import score
 from pipelines.detox import data_params, uncached_stages
-from pipelines.resources import apply_resources
+from pipelines.resources import task_configurer
 from xdetox.config import Config, to_params
 
 PIPELINE_NAME = "xdetox-eval"
@@ -42,10 +42,7 @@ def build_eval_pipeline(config: Config):
         "run_info": {"name": config.name, "model": evaluation.model, "pipeline": "eval"},
     }
 
-    def configure(task: dsl.PipelineTask, stage: str, name: str) -> dsl.PipelineTask:
-        task.set_display_name(name)
-        task.set_caching_options(stage not in uncached)
-        return apply_resources(task, stage, cluster)
+    configure = task_configurer(cluster, uncached)
 
     @dsl.pipeline(
         name=PIPELINE_NAME,

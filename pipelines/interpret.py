@@ -44,7 +44,7 @@ from pipelines.local_run import (
     link_dir,
     link_file,
 )
-from pipelines.resources import apply_resources
+from pipelines.resources import task_configurer
 from xdetox.config import (
     ActivationConfig,
     AlignmentConfig,
@@ -156,10 +156,7 @@ def build_interpret_pipeline(config: Config):
     params = pipeline_defaults(config)
     names = list(params)
 
-    def configure(task: dsl.PipelineTask, stage: str, name: str) -> dsl.PipelineTask:
-        task.set_display_name(name)
-        task.set_caching_options(stage not in uncached)
-        return apply_resources(task, stage, cluster)
+    configure = task_configurer(cluster, uncached)
 
     def interpret_pipeline(*args):
         # KFP calls the pipeline function positionally with one channel per parameter of its

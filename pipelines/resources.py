@@ -46,3 +46,18 @@ def apply_resources(task: PipelineTask, stage: str, cluster: ClusterConfig) -> P
                 task, secret.secret, {secret.key: secret.env}, optional=secret.optional
             )
     return task
+
+
+def task_configurer(cluster: ClusterConfig, uncached: set[str]):
+    """``configure(task, stage, name)`` for a pipeline: display name, caching, cluster settings.
+
+    Every pipeline (detox, eval, interpret) names its tasks, caches the deterministic ones and
+    applies the stage's resources the same way; this is that one way.
+    """
+
+    def configure(task: PipelineTask, stage: str, name: str) -> PipelineTask:
+        task.set_display_name(name)
+        task.set_caching_options(stage not in uncached)
+        return apply_resources(task, stage, cluster)
+
+    return configure

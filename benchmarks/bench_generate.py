@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script from a checkout without an editable install
     sys.path.insert(0, str(REPO))
 
-from components.generate.prompt_file import Prompt, read_prompts  # noqa: E402
+from xdetox.components.generate.prompt_file import Prompt, read_prompts  # noqa: E402
 from xdetox.config import XG_LANGUAGES  # noqa: E402
 
 MODES = ("naive", "batched", "vllm")
@@ -232,8 +232,8 @@ def run_naive(
     import torch
     from tqdm.auto import tqdm
 
-    from components.generate.decoding import encode_prompts, split_finished
-    from components.generate.hf_backend import context_limit, eos_token_ids, load_model
+    from xdetox.components.generate.decoding import encode_prompts, split_finished
+    from xdetox.components.generate.hf_backend import context_limit, eos_token_ids, load_model
 
     started = time.perf_counter()
     model, tokenizer = load_model(model_dir, torch.device(device))
@@ -284,7 +284,7 @@ def run_batched(
 ) -> Result:
     import torch
 
-    from components.generate.hf_backend import generate_samples, load_model
+    from xdetox.components.generate.hf_backend import generate_samples, load_model
 
     started = time.perf_counter()
     model, tokenizer = load_model(model_dir, torch.device(device))
@@ -310,7 +310,7 @@ def run_batched(
 
 
 def run_vllm(model_dir: Path, prompts: Sequence[Prompt], config, options, repeat: int) -> Result:
-    from components.generate.vllm_backend import VLLMGenerator
+    from xdetox.components.generate.vllm_backend import VLLMGenerator
 
     started = time.perf_counter()
     generator = VLLMGenerator(model_dir, options)
@@ -418,8 +418,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
-    from components.generate.sampling import protocol_config
-    from components.generate.vllm_backend import VLLMOptions, vllm_available
+    from xdetox.components.generate.sampling import protocol_config
+    from xdetox.components.generate.vllm_backend import VLLMOptions, vllm_available
 
     args = parse_args(argv)
     if args.threads:

@@ -107,7 +107,7 @@ def synthetic_texts(n: int, seed: int = 0, length: int = 20) -> list[str]:
 def bench_classifier(args: argparse.Namespace) -> list[dict[str, Any]]:
     import torch
 
-    from components.score.classifier import ClassifierScorer
+    from xdetox.components.score.classifier import ClassifierScorer
     from xdetox.config.scoring import ClassifierConfig
 
     results = []
@@ -151,7 +151,7 @@ def bench_classifier(args: argparse.Namespace) -> list[dict[str, Any]]:
 def bench_perspective(qps: float, seconds: float, hostile: bool) -> dict[str, Any]:
     from perspective_server import Behaviour, PerspectiveServer, expected_score, text_hash
 
-    from components.score.perspective import PerspectiveScorer
+    from xdetox.components.score.perspective import PerspectiveScorer
     from xdetox.records import ATTRIBUTES
 
     n = round(qps * seconds)

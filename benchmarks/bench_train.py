@@ -95,7 +95,7 @@ def build_random_model(arch: str, folder: Path) -> Path:
 
 def prepare_inputs(args: argparse.Namespace, workdir: Path) -> dict[str, str]:
     """Model folder, prepared toy pairs and the toy prompts (built once, shared by the cases)."""
-    from components.prepare_data.preference_data import prepare_pairs
+    from xdetox.components.prepare_data.preference_data import prepare_pairs
     from xdetox.config import DataConfig
     from xdetox.toy import ensure_toy_model, toy_prompts_path
 
@@ -141,7 +141,7 @@ def dpo_tokens_per_pair(model_dir: str, pairs: str, max_length: int) -> float:
 
 
 def run_dpo_case(case: str, inputs: dict[str, str], args: argparse.Namespace, out: Path) -> dict:
-    from components.dpo.train_dpo import train_dpo
+    from xdetox.components.train.dpo.train_dpo import train_dpo
     from xdetox.config import TrainingConfig
 
     config = TrainingConfig(
@@ -163,7 +163,7 @@ def run_dpo_case(case: str, inputs: dict[str, str], args: argparse.Namespace, ou
 
 
 def run_ppo_case(case: str, inputs: dict[str, str], args: argparse.Namespace, out: Path) -> dict:
-    from components.ppo import ppo_trainer
+    from xdetox.components.train.ppo import ppo_trainer
     from xdetox.config import RLConfig, TrainingConfig
 
     training = TrainingConfig(method="ppo", mode="full" if case == "ppo-full" else "lora",

@@ -12,7 +12,7 @@ from xdetox.files import atomic_path
 
 def compile_pipeline(config: Config, output: str | Path, pipeline_name: str = "detox") -> Path:
     """Write a pipeline, with ``config``'s defaults and cluster settings, to ``output``."""
-    from pipelines.registry import get_pipeline_factory
+    from xdetox.pipelines.registry import get_pipeline_factory
 
     output = Path(output)
     pipeline = get_pipeline_factory(pipeline_name)(config)

@@ -14,18 +14,18 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import HTML, Dataset
 
-from components.agreement.component import scorer_agreement
-from components.generate.component import generate
-from components.load_model.component import load_model
-from components.merge.component import merge
-from components.metrics.component import language_metrics
-from components.prepare_data.component import prepare_data
-from components.prepare_prompts.component import prepare_prompts
-from components.report.component import report
-from components.score.component import score
-from components.train.component import train
-from pipelines.resources import task_configurer
+from xdetox.components.agreement.component import scorer_agreement
+from xdetox.components.generate.component import generate
+from xdetox.components.load_model.component import load_model
+from xdetox.components.merge.component import merge
+from xdetox.components.metrics.component import language_metrics
+from xdetox.components.prepare_data.component import prepare_data
+from xdetox.components.prepare_prompts.component import prepare_prompts
+from xdetox.components.report.component import report
+from xdetox.components.score.component import score
+from xdetox.components.train.component import train
 from xdetox.config import Config, to_params
+from xdetox.pipelines.resources import task_configurer
 from xdetox.records import BASE_LABEL
 
 PIPELINE_NAME = "xdetox-detox"
@@ -185,7 +185,7 @@ def build_detox_pipeline(config: Config):
                 f"scorer agreement ({label})",
             )
         if config.interpret.run_in_detox:
-            from pipelines.interpret_branch import add_interpret_branch
+            from xdetox.pipelines.interpret_branch import add_interpret_branch
 
             add_interpret_branch(
                 config,

@@ -13,16 +13,16 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import HTML, Dataset
 
-from components.compare.component import compare_with_baseline, fail_run
-from components.generate.component import generate
-from components.load_model.component import load_model
-from components.metrics.component import model_metrics
-from components.prepare_prompts.component import prepare_prompts
-from components.report.component import report
-from components.score.component import score
-from pipelines.detox import data_params, uncached_stages
-from pipelines.resources import task_configurer
+from xdetox.components.compare.component import compare_with_baseline, fail_run
+from xdetox.components.generate.component import generate
+from xdetox.components.load_model.component import load_model
+from xdetox.components.metrics.component import model_metrics
+from xdetox.components.prepare_prompts.component import prepare_prompts
+from xdetox.components.report.component import report
+from xdetox.components.score.component import score
 from xdetox.config import Config, to_params
+from xdetox.pipelines.detox import data_params, uncached_stages
+from xdetox.pipelines.resources import task_configurer
 
 PIPELINE_NAME = "xdetox-eval"
 

@@ -25,7 +25,7 @@ from kfp import dsl
 from kfp.dsl import HTML, Markdown
 from pydantic import BaseModel
 
-from components.interpret.component import (
+from xdetox.components.interpret.component import (
     combine_interventions,
     find_value_vectors,
     interpret_report,
@@ -34,17 +34,9 @@ from components.interpret.component import (
     measure_alignment,
     train_probe,
 )
-from components.load_model.component import load_model
-from components.prepare_prompts.component import prepare_prompts
-from components.prepare_prompts.languages import normalise_language
-from pipelines.local_run import (
-    executor_outputs,
-    first_line,
-    init_local_runner,
-    link_dir,
-    link_file,
-)
-from pipelines.resources import task_configurer
+from xdetox.components.load_model.component import load_model
+from xdetox.components.prepare_prompts.component import prepare_prompts
+from xdetox.components.prepare_prompts.languages import normalise_language
 from xdetox.config import (
     ActivationConfig,
     AlignmentConfig,
@@ -58,6 +50,14 @@ from xdetox.config import (
     to_params,
 )
 from xdetox.errors import ConfigError, XdetoxError
+from xdetox.pipelines.local_run import (
+    executor_outputs,
+    first_line,
+    init_local_runner,
+    link_dir,
+    link_file,
+)
+from xdetox.pipelines.resources import task_configurer
 from xdetox.records import BASE_LABEL
 
 PIPELINE_NAME = "xdetox-interpret"
@@ -313,7 +313,7 @@ def organise_interpret_run(run_dir: Path, kfp_root: Path) -> dict[str, Path]:
 
 def run_interpret_local(config: Config, run_dir: str | Path) -> InterpretRun:
     """Run the interpret pipeline with KFP's SubprocessRunner in this interpreter (as
-    :func:`pipelines.local_run.run_local` runs the detox pipeline) and lay out ``run_dir``:
+    :func:`xdetox.pipelines.local_run.run_local` runs the detox pipeline) and lay out ``run_dir``:
     ``report.html``, ``report.md``, one folder per stage, ``models/``, and ``kfp/``."""
     pipeline = build_interpret_pipeline(config)  # config errors before anything is written
     run_dir = Path(run_dir).resolve()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from kfp import dsl
 
-from components.interpret.component import (
+from xdetox.components.interpret.component import (
     combine_interventions,
     find_value_vectors,
     interpret_report,
@@ -17,8 +17,8 @@ from components.interpret.component import (
     measure_alignment,
     train_probe,
 )
-from pipelines.interpret import check_interpret_config
 from xdetox.config import Config, to_params
+from xdetox.pipelines.interpret import check_interpret_config
 from xdetox.records import BASE_LABEL
 
 Configure = Callable[[dsl.PipelineTask, str, str], dsl.PipelineTask]

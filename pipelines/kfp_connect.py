@@ -26,8 +26,8 @@ import kfp
 import kfp_server_api
 import urllib3
 
-from pipelines.kfp_auth import TOKEN_ENV, Connection
 from xdetox.errors import XdetoxError
+from xdetox.pipelines.kfp_auth import TOKEN_ENV, Connection
 
 log = logging.getLogger(__name__)
 

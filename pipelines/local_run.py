@@ -145,7 +145,7 @@ def init_local_runner(run_dir: Path) -> Path:
 
 def run_local(config: Config, run_dir: str | Path, pipeline: str = "detox") -> LocalRun:
     """Run a pipeline (``detox`` or ``eval``) with KFP's SubprocessRunner in this interpreter."""
-    from pipelines.registry import get_pipeline_factory
+    from xdetox.pipelines.registry import get_pipeline_factory
 
     factory = get_pipeline_factory(pipeline)
     run_dir = Path(run_dir).resolve()

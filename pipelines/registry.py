@@ -12,9 +12,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from pipelines.detox import build_detox_pipeline
-from pipelines.eval import build_eval_pipeline
-from pipelines.interpret import INTERPRET_PARAMETER_SECTIONS, build_interpret_pipeline
 from xdetox.config import (
     Config,
     DataConfig,
@@ -26,6 +23,9 @@ from xdetox.config import (
     TrainingConfig,
 )
 from xdetox.errors import ConfigError
+from xdetox.pipelines.detox import build_detox_pipeline
+from xdetox.pipelines.eval import build_eval_pipeline
+from xdetox.pipelines.interpret import INTERPRET_PARAMETER_SECTIONS, build_interpret_pipeline
 
 PIPELINES: dict[str, Callable[[Config], Any]] = {
     "detox": build_detox_pipeline,

@@ -2,8 +2,9 @@
 
 The flow of ``submit`` and ``schedule``: compile the registered pipeline from the config (local,
 so config and ``--param`` mistakes show before any network call), connect, upload it by name as
-the version for this recipe (reused when it exists: see :mod:`pipelines.upload`), find or create
-the experiment, then create the run or the recurring run from that pipeline version.
+the version for this recipe (reused when it exists: see
+:mod:`xdetox.pipelines.upload`), find or create the experiment, then create the run or the recurring
+run from that pipeline version.
 """
 
 from __future__ import annotations
@@ -16,14 +17,19 @@ from typing import Any
 
 import kfp
 
-from pipelines.cron import validate_cron
-from pipelines.kfp_auth import Connection
-from pipelines.kfp_connect import connect, kfp_call
-from pipelines.registry import PARAMETER_SECTIONS
-from pipelines.run_params import parse_params
-from pipelines.upload import PipelinePackage, VersionRef, compiled_package, ensure_pipeline_version
 from xdetox.config import Config
 from xdetox.errors import ConfigError, XdetoxError
+from xdetox.pipelines.cron import validate_cron
+from xdetox.pipelines.kfp_auth import Connection
+from xdetox.pipelines.kfp_connect import connect, kfp_call
+from xdetox.pipelines.registry import PARAMETER_SECTIONS
+from xdetox.pipelines.run_params import parse_params
+from xdetox.pipelines.upload import (
+    PipelinePackage,
+    VersionRef,
+    compiled_package,
+    ensure_pipeline_version,
+)
 
 log = logging.getLogger(__name__)
 

@@ -28,12 +28,12 @@ import kfp_server_api
 import yaml
 from kfp import compiler
 
-from pipelines.kfp_auth import Connection
-from pipelines.kfp_connect import kfp_call
-from pipelines.registry import cluster_pipeline_name, get_pipeline_factory
 from xdetox import __version__
 from xdetox.config import Config
 from xdetox.errors import XdetoxError
+from xdetox.pipelines.kfp_auth import Connection
+from xdetox.pipelines.kfp_connect import kfp_call
+from xdetox.pipelines.registry import cluster_pipeline_name, get_pipeline_factory
 
 log = logging.getLogger(__name__)
 

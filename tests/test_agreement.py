@@ -10,14 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.agreement.agreement import (
+from xdetox.cli.main import main
+from xdetox.components.agreement.agreement import (
     agreement_stats,
     agreement_table,
     pearson,
     spearman,
 )
-from components.agreement.render import run_agreement
-from pipelines.cli.main import main
+from xdetox.components.agreement.render import run_agreement
 from xdetox.errors import DataError
 
 
@@ -165,7 +165,7 @@ def test_bad_inputs_name_the_file_and_write_nothing(score_files, tmp_path):
 def test_component_compiles(tmp_path):
     from kfp import compiler
 
-    from components.agreement.component import scorer_agreement
+    from xdetox.components.agreement.component import scorer_agreement
 
     target = tmp_path / "agreement.yaml"
     compiler.Compiler().compile(scorer_agreement, str(target))

@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.metrics.bootstrap import bootstrap_table, paired_bootstrap, prompt_statistics
-from components.metrics.per_language import compute_metrics, write_metrics_csv
-from components.metrics.read_scores import read_scores
-from components.report.aggregate import aggregate_metrics, compare_models
-from components.report.html_report import build_html, render_markdown
+from xdetox.components.metrics.bootstrap import bootstrap_table, paired_bootstrap, prompt_statistics
+from xdetox.components.metrics.per_language import compute_metrics, write_metrics_csv
+from xdetox.components.metrics.read_scores import read_scores
+from xdetox.components.report.aggregate import aggregate_metrics, compare_models
+from xdetox.components.report.html_report import build_html, render_markdown
 from xdetox.config import MetricsConfig
 
 METRICS = ("expected_max_toxicity", "toxicity_probability", "avg_toxicity")
@@ -271,7 +271,7 @@ def test_all_row_combines_language_intervals_and_the_report_shows_them(tmp_path)
 
 
 def test_kfp_metrics_log_the_change_and_its_interval_on_tuned_rows_only(tmp_path):
-    from components.metrics.kfp_metrics import log_table
+    from xdetox.components.metrics.kfp_metrics import log_table
 
     class Artifact:
         def __init__(self) -> None:

@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from components.score.classifier import (
+from xdetox.components.score.classifier import (
     PRESETS,
     TOXIC_BERT_LABELS,
     ClassifierScorer,
     infer_label_map,
     resolve_label_map,
 )
-from components.score.score_file import score_generations
-from components.score.scorers import get_scorer
+from xdetox.components.score.score_file import score_generations
+from xdetox.components.score.scorers import get_scorer
 from xdetox.config import ScoringConfig
 from xdetox.config.scoring import ClassifierConfig
 from xdetox.errors import ConfigError

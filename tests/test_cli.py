@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cli.main import build_parser, main
+from xdetox.cli.main import build_parser, main
 
 STAGES = [
     "run",

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.compile import compile_pipeline
 from xdetox.config import load_config
+from xdetox.pipelines.compile import compile_pipeline
 
 CONFIGS = Path(__file__).resolve().parent.parent / "pipelines" / "configs"
 GKE = [CONFIGS / "xg-mgpt.yaml", CONFIGS / "cluster" / "gke-a100.yaml"]
@@ -132,7 +132,7 @@ def test_toy_compile_asks_for_no_gpu(toy_spec):
 
 
 def test_components_use_project_images_without_installing_kfp(toy_spec):
-    from components.images import BASE_IMAGE, GENERATE_IMAGE, TRAIN_IMAGE
+    from xdetox.components.images import BASE_IMAGE, GENERATE_IMAGE, TRAIN_IMAGE
 
     images = {
         name: e["container"]["image"] for name, e in toy_spec["deploymentSpec"]["executors"].items()

@@ -10,7 +10,7 @@ from accelerate.commands.config.config_args import ClusterConfig, load_config_fr
 from accelerate.commands.launch import _validate_launch_command, launch_command_parser
 from accelerate.utils import DistributedType
 
-from components.train_configs.deepspeed_configs import (
+from xdetox.components.train.deepspeed.deepspeed_configs import (
     accelerate_launch_command,
     config_path,
     deepspeed_plugin,
@@ -79,7 +79,9 @@ def test_deepspeed_parses_the_plugin_config(stage):
 
 @pytest.mark.parametrize(("gpus", "stage"), [(1, 2), (4, 3)])
 def test_launch_command_is_accepted_by_accelerate_launch(gpus, stage):
-    script = ["-m", "components.ppo.trl_online", "--config", "rl.yaml", "--model-dir", "m"]
+    script = [
+        "-m", "xdetox.components.train.ppo.trl_online", "--config", "rl.yaml", "--model-dir", "m"
+    ]
     command = accelerate_launch_command(gpus, stage, script)
     assert command[:2] == ["accelerate", "launch"]
     args = launch_command_parser().parse_args(command[2:])
@@ -88,7 +90,7 @@ def test_launch_command_is_accepted_by_accelerate_launch(gpus, stage):
     assert args.use_deepspeed
     assert args.zero_stage == stage
     assert args.zero3_init_flag is (stage == 3)
-    assert args.module and args.training_script == "components.ppo.trl_online"
+    assert args.module and args.training_script == "xdetox.components.train.ppo.trl_online"
     assert args.training_script_args == ["--config", "rl.yaml", "--model-dir", "m"]
 
 

@@ -26,10 +26,10 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from components.dpo.dpo_arguments import build_dpo_config
-from components.dpo.dpo_dataset import truncate_prompt_left
-from components.dpo.lora_targets import resolve_lora_targets
-from components.dpo.train_dpo import _check_finite, build_peft_config, train_dpo
+from xdetox.components.train.dpo.dpo_arguments import build_dpo_config
+from xdetox.components.train.dpo.dpo_dataset import truncate_prompt_left
+from xdetox.components.train.dpo.lora_targets import resolve_lora_targets
+from xdetox.components.train.dpo.train_dpo import _check_finite, build_peft_config, train_dpo
 from xdetox.config import TrainingConfig
 from xdetox.errors import ConfigError, DataError, XdetoxError
 

@@ -14,8 +14,8 @@ from safetensors.torch import load_file
 from tokenizers import ByteLevelBPETokenizer
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast, TrainerCallback
 
-from components.dpo.train_dpo import train_dpo
-from components.train.checkpointing import default_checkpoint_dir
+from xdetox.components.train.checkpointing import default_checkpoint_dir
+from xdetox.components.train.dpo.train_dpo import train_dpo
 from xdetox.config import TrainingConfig
 from xdetox.errors import ConfigError, DataError
 

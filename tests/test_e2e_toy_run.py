@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from components.score.scorers import get_scorer
+from xdetox.components.score.scorers import get_scorer
 from xdetox.config import load_config
 from xdetox.files import read_jsonl
 

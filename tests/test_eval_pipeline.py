@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from components.compare.baseline import compare_with_baseline, read_metrics_table
-from pipelines.compile import compile_pipeline
+from xdetox.components.compare.baseline import compare_with_baseline, read_metrics_table
 from xdetox.config import EvaluationConfig, load_config
 from xdetox.errors import DataError
+from xdetox.pipelines.compile import compile_pipeline
 
 
 def _metrics(model: str, values: dict[str, float]) -> pd.DataFrame:

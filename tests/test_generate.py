@@ -11,15 +11,15 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from components.generate.hf_backend import (
+from xdetox.components.generate.hf_backend import (
     generate_file,
     generate_samples,
     load_model,
     split_finished,
 )
-from components.generate.prompt_file import read_prompts
-from components.generate.sampling import PROTOCOLS, protocol_config, sample_seed
-from components.generate.seeded_sampler import SeededSampler, nucleus_sample
+from xdetox.components.generate.prompt_file import read_prompts
+from xdetox.components.generate.sampling import PROTOCOLS, protocol_config, sample_seed
+from xdetox.components.generate.seeded_sampler import SeededSampler, nucleus_sample
 from xdetox.config import GenerationConfig
 from xdetox.errors import ConfigError, DataError
 from xdetox.files import read_jsonl
@@ -282,7 +282,7 @@ def test_split_finished_and_seeds():
 
 
 def test_backend_choice(monkeypatch):
-    from components.generate import backends
+    from xdetox.components.generate import backends
 
     monkeypatch.setattr(backends, "vllm_available", lambda: True)
     monkeypatch.setattr(backends, "visible_gpu_count", lambda: 2)
@@ -301,7 +301,7 @@ def test_backend_choice(monkeypatch):
 
 
 def test_backends_generate_file_uses_transformers(model_dir, prompts_path, tmp_path):
-    from components.generate.backends import generate_file as generate_any
+    from xdetox.components.generate.backends import generate_file as generate_any
 
     direct = run(model_dir, prompts_path, tmp_path / "a.jsonl", sampled())
     out = tmp_path / "b.jsonl"
@@ -313,7 +313,7 @@ def test_backends_generate_file_uses_transformers(model_dir, prompts_path, tmp_p
 
 
 def test_tensor_parallel_size():
-    from components.generate.vllm_backend import pick_tensor_parallel
+    from xdetox.components.generate.vllm_backend import pick_tensor_parallel
 
     assert pick_tensor_parallel(0, 12) == 1  # CPU
     assert pick_tensor_parallel(1, 14) == 1
@@ -327,8 +327,8 @@ def test_tensor_parallel_size():
 
 
 def test_job_and_options_round_trip(tmp_path):
-    from components.generate.job import GenerationJob
-    from components.generate.vllm_backend import VLLMOptions
+    from xdetox.components.generate.job import GenerationJob
+    from xdetox.components.generate.vllm_backend import VLLMOptions
 
     job = GenerationJob(
         prompts_path=tmp_path / "p.jsonl", output_path=tmp_path / "o.jsonl", model_label="dpo",

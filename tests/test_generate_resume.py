@@ -19,9 +19,9 @@ from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from components.generate.hf_backend import generate_file
-from components.generate.prompt_file import Prompt
-from components.generate.shards import (
+from xdetox.components.generate.hf_backend import generate_file
+from xdetox.components.generate.prompt_file import Prompt
+from xdetox.components.generate.shards import (
     generate_sharded,
     model_fingerprint,
     plan_shards,
@@ -161,7 +161,7 @@ def test_batch_size_change_keeps_finished_shards(model_dir, prompts_path, tmp_pa
 
 KILLED_RUN = """
 import sys, time
-from components.generate.hf_backend import generate_file
+from xdetox.components.generate.hf_backend import generate_file
 from xdetox.config import GenerationConfig
 
 def slow(done, total):
@@ -205,7 +205,7 @@ def test_changed_config_discards_finished_shards(model_dir, prompts_path, tmp_pa
         generate(model_dir, prompts_path, out, on_shard=stop_after(1))
     reseeded = CONFIG.model_copy(update={"seed": 1})
     written: list[int] = []
-    with caplog.at_level(logging.WARNING, logger="components.generate.shards"):
+    with caplog.at_level(logging.WARNING, logger="xdetox.components.generate.shards"):
         generate(model_dir, prompts_path, out, config=reseeded, on_shard=recorder(written))
     assert written == [0, 1, 2]
     assert "discarding 2 finished shard(s)" in caplog.text
@@ -226,7 +226,7 @@ def test_changed_model_discards_finished_shards(model_dir, prompts_path, tmp_pat
     weights[name] = weights[name] * 2.0
     save_file(weights, other / "model.safetensors", metadata={"format": "pt"})
     written: list[int] = []
-    with caplog.at_level(logging.WARNING, logger="components.generate.shards"):
+    with caplog.at_level(logging.WARNING, logger="xdetox.components.generate.shards"):
         generate(other, prompts_path, out, on_shard=recorder(written))
     assert written == [0, 1, 2]
     assert "discarding 1 finished shard(s)" in caplog.text and "model_sha256" in caplog.text

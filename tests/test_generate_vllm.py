@@ -15,10 +15,10 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from components.generate.hf_backend import generate_file as hf_generate_file
-from components.generate.job import GenerationJob
-from components.generate.sampling import protocol_config
-from components.generate.vllm_backend import VLLMOptions, run_jobs_in_worker, vllm_available
+from xdetox.components.generate.hf_backend import generate_file as hf_generate_file
+from xdetox.components.generate.job import GenerationJob
+from xdetox.components.generate.sampling import protocol_config
+from xdetox.components.generate.vllm_backend import VLLMOptions, run_jobs_in_worker, vllm_available
 from xdetox.config import GenerationConfig
 from xdetox.errors import ConfigError, DataError
 from xdetox.files import read_jsonl

@@ -11,7 +11,7 @@ import pytest
 import torch
 from test_interpret_models import random_sentence, save_model
 
-from components.interpret.alignment import (
+from xdetox.components.interpret.alignment import (
     correlate_with_drop,
     mean_pair_cosine,
     read_metric_drop,
@@ -19,8 +19,8 @@ from components.interpret.alignment import (
     retrieval_accuracy,
     run_alignment,
 )
-from components.interpret.settings import AlignmentConfig
-from components.interpret.stats import pearson
+from xdetox.components.interpret.settings import AlignmentConfig
+from xdetox.components.interpret.stats import pearson
 from xdetox.errors import ConfigError, DataError
 from xdetox.files import write_jsonl
 

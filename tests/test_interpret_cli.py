@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipelines.cli.main import build_parser, main
+from xdetox.cli.main import build_parser, main
 
 COMMANDS = ["probe", "value-vectors", "intervene", "activations", "alignment", "interpret-run"]
 # Small enough for seconds on 2 cores; the toy model is cached after its first build.

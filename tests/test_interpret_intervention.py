@@ -12,12 +12,12 @@ import pytest
 import torch
 from test_interpret_models import TOXIC, make_model, save_model
 
-from components.generate.hf_backend import generate_samples
-from components.generate.prompt_file import read_prompts
-from components.interpret.activations import run_activations
-from components.interpret.intervention import run_intervention, score_texts
-from components.interpret.pooling import load_frozen
-from components.interpret.settings import ActivationConfig, InterventionConfig
+from xdetox.components.generate.hf_backend import generate_samples
+from xdetox.components.generate.prompt_file import read_prompts
+from xdetox.components.interpret.activations import run_activations
+from xdetox.components.interpret.intervention import run_intervention, score_texts
+from xdetox.components.interpret.pooling import load_frozen
+from xdetox.components.interpret.settings import ActivationConfig, InterventionConfig
 from xdetox.config import GenerationConfig
 from xdetox.errors import ConfigError, DataError, XdetoxError
 from xdetox.files import read_jsonl, write_jsonl
@@ -232,7 +232,7 @@ def test_activations_before_and_after(setup, tmp_path):
 
 
 def test_prompt_selection_keeps_order_and_the_first_n(setup):
-    from components.interpret.prompt_selection import select_prompts
+    from xdetox.components.interpret.prompt_selection import select_prompts
 
     prompts = read_prompts(setup["prompts"])
     chosen = select_prompts(prompts, ["DE", "en"], 2, setup["prompts"], "key")

@@ -24,10 +24,10 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from components.interpret.architectures import PRESETS, resolve_architecture
-from components.interpret.hooks import ActivationRecorder, neuron_offset
-from components.interpret.neurons import Neuron
-from components.interpret.pooling import encode_texts, load_frozen, mean_pooled_states
+from xdetox.components.interpret.architectures import PRESETS, resolve_architecture
+from xdetox.components.interpret.hooks import ActivationRecorder, neuron_offset
+from xdetox.components.interpret.neurons import Neuron
+from xdetox.components.interpret.pooling import encode_texts, load_frozen, mean_pooled_states
 from xdetox.errors import ConfigError
 
 EOS = "[EOS]"

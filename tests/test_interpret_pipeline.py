@@ -17,15 +17,15 @@ import pytest
 import yaml
 from kfp import compiler
 
-from components.interpret.alignment import read_parallel
-from components.interpret.artifact_values import numeric, probe_confusion, probe_roc
-from components.interpret.intervention_merge import merge_interventions
-from components.interpret.intervention_table import write_intervention
-from components.interpret.probe_data import read_labelled_csv
-from pipelines.interpret import INTERPRET_PARAMETER_SECTIONS, build_interpret_pipeline
-from pipelines.registry import PARAMETER_SECTIONS, PIPELINES
+from xdetox.components.interpret.alignment import read_parallel
+from xdetox.components.interpret.artifact_values import numeric, probe_confusion, probe_roc
+from xdetox.components.interpret.intervention_merge import merge_interventions
+from xdetox.components.interpret.intervention_table import write_intervention
+from xdetox.components.interpret.probe_data import read_labelled_csv
 from xdetox.config import load_config
 from xdetox.errors import ConfigError, DataError
+from xdetox.pipelines.interpret import INTERPRET_PARAMETER_SECTIONS, build_interpret_pipeline
+from xdetox.pipelines.registry import PARAMETER_SECTIONS, PIPELINES
 from xdetox.toy.interpret_data import toy_jigsaw_path, toy_parallel_path
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,10 +12,10 @@ import pytest
 import torch
 from test_interpret_models import CLEAN, TOXIC, random_sentence, save_model
 
-from components.interpret.probe import load_probe, run_probe, split_indices, train_probe
-from components.interpret.probe_data import read_labelled_csv
-from components.interpret.settings import ProbeConfig
-from components.interpret.stats import pearson, roc_auc, roc_curve
+from xdetox.components.interpret.probe import load_probe, run_probe, split_indices, train_probe
+from xdetox.components.interpret.probe_data import read_labelled_csv
+from xdetox.components.interpret.settings import ProbeConfig
+from xdetox.components.interpret.stats import pearson, roc_auc, roc_curve
 from xdetox.config import validate_section
 from xdetox.errors import ConfigError, DataError
 

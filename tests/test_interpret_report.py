@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from components.interpret.plots import grouped_bars_png, lines_png
-from components.interpret.report import build_html, section_from_dir, write_report
-from components.interpret.tables import write_csv
+from xdetox.components.interpret.plots import grouped_bars_png, lines_png
+from xdetox.components.interpret.report import build_html, section_from_dir, write_report
+from xdetox.components.interpret.tables import write_csv
 from xdetox.errors import DataError
 from xdetox.files import write_json
 
@@ -93,7 +93,7 @@ def test_report_holds_escaped_tables_facts_and_images(tmp_path):
 
 
 def test_sections_can_be_built_by_hand():
-    from components.interpret.report import ReportSection
+    from xdetox.components.interpret.report import ReportSection
 
     page = build_html("T & T", [ReportSection("S", notes=["a < b"], facts={"x": 0.123456})])
     assert "<title>T &amp; T</title>" in page and "a &lt; b" in page and "0.1235" in page

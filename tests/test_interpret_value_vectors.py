@@ -11,14 +11,14 @@ import pytest
 import torch
 from test_interpret_models import KINDS, VOCAB, make_model, make_tokenizer, save_model
 
-from components.generate.prompt_file import read_prompts
-from components.interpret.architectures import resolve_architecture
-from components.interpret.greedy import StepActivations, greedy_step_activations
-from components.interpret.hooks import ActivationRecorder
-from components.interpret.neurons import Neuron, read_neurons
-from components.interpret.probe import save_probe
-from components.interpret.settings import ValueVectorConfig
-from components.interpret.value_vectors import (
+from xdetox.components.generate.prompt_file import read_prompts
+from xdetox.components.interpret.architectures import resolve_architecture
+from xdetox.components.interpret.greedy import StepActivations, greedy_step_activations
+from xdetox.components.interpret.hooks import ActivationRecorder
+from xdetox.components.interpret.neurons import Neuron, read_neurons
+from xdetox.components.interpret.probe import save_probe
+from xdetox.components.interpret.settings import ValueVectorConfig
+from xdetox.components.interpret.value_vectors import (
     rank_value_vectors,
     run_value_vectors,
     vocab_projection,

@@ -14,7 +14,7 @@ from tokenizers.models import WordLevel
 from tokenizers.pre_tokenizers import Whitespace
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from components.merge.merge_lora import merge_adapter
+from xdetox.components.merge.merge_lora import merge_adapter
 from xdetox.errors import DataError, XdetoxError
 
 VOCAB = 40

@@ -11,22 +11,22 @@ import pandas as pd
 import pytest
 import torch
 
-from components.metrics.diversity import (
+from xdetox.components.metrics.diversity import (
     distinct_n,
     diversity_metrics,
     load_tokenizer,
     whitespace_tokenize,
 )
-from components.metrics.per_language import compute_metrics, run_metrics, write_metrics_csv
-from components.metrics.perplexity import (
+from xdetox.components.metrics.per_language import compute_metrics, run_metrics, write_metrics_csv
+from xdetox.components.metrics.perplexity import (
     conditional_perplexities,
     load_causal_lm,
     summarize_perplexities,
     xg_seq2seq_loss,
     xg_seq2seq_perplexity,
 )
-from components.metrics.read_scores import read_scores
-from components.metrics.toxicity import toxicity_metrics
+from xdetox.components.metrics.read_scores import read_scores
+from xdetox.components.metrics.toxicity import toxicity_metrics
 from xdetox.config import MetricsConfig
 from xdetox.errors import ConfigError, DataError
 
@@ -434,7 +434,10 @@ def hf_loss(model, tokenizer, text: str) -> tuple[float, int]:
 
 
 def test_xg_seq2seq_perplexity_by_the_formula(tiny_mt5_dir):
-    from components.metrics.seq2seq_perplexity import load_seq2seq_lm, xg_seq2seq_perplexities
+    from xdetox.components.metrics.seq2seq_perplexity import (
+        load_seq2seq_lm,
+        xg_seq2seq_perplexities,
+    )
 
     model, tokenizer, _ = load_seq2seq_lm(tiny_mt5_dir, "cpu")
     pairs = [
@@ -459,7 +462,7 @@ def test_xg_seq2seq_perplexity_by_the_formula(tiny_mt5_dir):
 
 
 def test_compute_metrics_with_the_xg_seq2seq_method(score_files, tiny_mt5_dir, tiny_model_dir):
-    from components.metrics.seq2seq_perplexity import load_seq2seq_lm
+    from xdetox.components.metrics.seq2seq_perplexity import load_seq2seq_lm
 
     # The fixture's continuations have no leading space ("the cat" + "the dog ran" makes an
     # unknown word), so a random model's approximation runs high: keep every value.

@@ -31,18 +31,18 @@ from perspective_server import (
     text_hash,
 )
 
-from components.score.perspective import PerspectiveError, PerspectiveScorer
-from components.score.perspective_protocol import (
+from xdetox.components.score.perspective import PerspectiveError, PerspectiveScorer
+from xdetox.components.score.perspective_protocol import (
     api_language,
     classify_error,
     parse_scores,
     redact,
     request_body,
 )
-from components.score.rate_limit import RateLimiter, backoff_delay
-from components.score.score_cache import ScoreCache, cache_key
-from components.score.score_file import score_generations
-from components.score.scorers import get_scorer
+from xdetox.components.score.rate_limit import RateLimiter, backoff_delay
+from xdetox.components.score.score_cache import ScoreCache, cache_key
+from xdetox.components.score.score_file import score_generations
+from xdetox.components.score.scorers import get_scorer
 from xdetox.config import ScoringConfig
 from xdetox.errors import ConfigError
 from xdetox.records import ATTRIBUTES
@@ -450,7 +450,7 @@ def _score_command(generations: Path, output: Path, cache: Path) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "pipelines.cli.main",
+        "xdetox.cli.main",
         "score",
         "--debug",
         "--generations",

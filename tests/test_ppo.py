@@ -20,15 +20,15 @@ from safetensors.torch import load_file
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from components.ppo.gae import compute_gae, masked_mean, whiten
-from components.ppo.kl_control import AdaptiveKLController, FixedKLController
-from components.ppo.losses import clipped_policy_loss, clipped_value_loss
-from components.ppo.ppo_config import RLConfig, check_rl_config
-from components.ppo.ppo_trainer import prompt_batch, train_ppo
-from components.ppo.prompt_data import build_queries
-from components.ppo.rewards import ScorerReward
-from components.ppo.trl_online import train_online
-from components.ppo.value_head import VALUE_HEAD_FILE
+from xdetox.components.train.ppo.gae import compute_gae, masked_mean, whiten
+from xdetox.components.train.ppo.kl_control import AdaptiveKLController, FixedKLController
+from xdetox.components.train.ppo.losses import clipped_policy_loss, clipped_value_loss
+from xdetox.components.train.ppo.ppo_config import RLConfig, check_rl_config
+from xdetox.components.train.ppo.ppo_trainer import prompt_batch, train_ppo
+from xdetox.components.train.ppo.prompt_data import build_queries
+from xdetox.components.train.ppo.rewards import ScorerReward
+from xdetox.components.train.ppo.trl_online import train_online
+from xdetox.components.train.ppo.value_head import VALUE_HEAD_FILE
 from xdetox.config import TrainingConfig
 from xdetox.errors import ConfigError, DataError
 

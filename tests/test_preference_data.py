@@ -13,8 +13,8 @@ from tokenizers.models import WordLevel
 from tokenizers.pre_tokenizers import Whitespace
 from transformers import PreTrainedTokenizerFast
 
-from components.prepare_data.pair_sources import strip_repeated_prompt
-from components.prepare_data.preference_data import prepare_pairs
+from xdetox.components.prepare_data.pair_sources import strip_repeated_prompt
+from xdetox.components.prepare_data.preference_data import prepare_pairs
 from xdetox.config import DataConfig
 from xdetox.errors import ConfigError, DataError
 

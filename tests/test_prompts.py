@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from components.prepare_prompts.languages import normalise_language
-from components.prepare_prompts.prompts import prepare_prompts
-from components.prepare_prompts.readers import SCALE_PERSPECTIVE, SCALE_RTP_LX
+from xdetox.components.prepare_prompts.languages import normalise_language
+from xdetox.components.prepare_prompts.prompts import prepare_prompts
+from xdetox.components.prepare_prompts.readers import SCALE_PERSPECTIVE, SCALE_RTP_LX
 from xdetox.errors import ConfigError, DataError
 from xdetox.files import read_jsonl
 

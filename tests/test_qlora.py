@@ -21,12 +21,12 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from components.dpo.train_dpo import train_dpo
-from components.merge.merge_lora import merge_adapter
-from components.train import policy
-from components.train.dispatch import run_training
-from components.train.launch import check_launch
-from components.train.policy import (
+from xdetox.components.merge.merge_lora import merge_adapter
+from xdetox.components.train import policy
+from xdetox.components.train.dispatch import run_training
+from xdetox.components.train.dpo.train_dpo import train_dpo
+from xdetox.components.train.launch import check_launch
+from xdetox.components.train.policy import (
     QLORA_NEEDS_CUDA,
     check_mode_supported,
     quantization_config,

@@ -11,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from components.metrics.per_language import compute_metrics, write_metrics_csv
-from components.report.aggregate import aggregate_metrics, compare_models
-from components.report.html_report import format_value, render_markdown, render_report
+from xdetox.components.metrics.per_language import compute_metrics, write_metrics_csv
+from xdetox.components.report.aggregate import aggregate_metrics, compare_models
+from xdetox.components.report.html_report import format_value, render_markdown, render_report
 from xdetox.config import MetricsConfig
 from xdetox.errors import DataError
 

@@ -17,8 +17,12 @@ from transformers import (
     RobertaForSequenceClassification,
 )
 
-from components.ppo.ppo_config import RewardConfig
-from components.ppo.rewards import ClassifierReward, ScorerReward, build_reward_function
+from xdetox.components.train.ppo.ppo_config import RewardConfig
+from xdetox.components.train.ppo.rewards import (
+    ClassifierReward,
+    ScorerReward,
+    build_reward_function,
+)
 from xdetox.errors import ConfigError, DataError
 
 TEXTS = [

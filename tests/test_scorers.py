@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from components.score.lexicon import (
+from xdetox.components.score.lexicon import (
     Lexicon,
     load_lexicon,
     load_lexicons,
@@ -15,8 +15,8 @@ from components.score.lexicon import (
     score_text,
     tokenize,
 )
-from components.score.score_file import score_generations
-from components.score.scorers import LexiconScorer, get_scorer
+from xdetox.components.score.score_file import score_generations
+from xdetox.components.score.scorers import LexiconScorer, get_scorer
 from xdetox.config import ScoringConfig
 from xdetox.errors import ConfigError, DataError
 from xdetox.records import ATTRIBUTES

@@ -20,9 +20,9 @@ from transformers import (
     TrainerCallback,
 )
 
-from components.sft.sft_data import load_sft_splits, read_sft_file
-from components.sft.sft_then_dpo import SFT_LOG, train_sft_then_dpo
-from components.sft.train_sft import build_sft_config, train_sft
+from xdetox.components.train.sft.sft_data import load_sft_splits, read_sft_file
+from xdetox.components.train.sft.sft_then_dpo import SFT_LOG, train_sft_then_dpo
+from xdetox.components.train.sft.train_sft import build_sft_config, train_sft
 from xdetox.config import TrainingConfig
 from xdetox.errors import ConfigError, DataError
 

@@ -19,8 +19,8 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
-from components.load_model.model_source import materialize_model
-from components.prepare_prompts.prompts import prepare_prompts
+from xdetox.components.load_model.model_source import materialize_model
+from xdetox.components.prepare_prompts.prompts import prepare_prompts
 from xdetox.errors import DataError, XdetoxError
 from xdetox.files import iter_jsonl
 from xdetox.storage import (
@@ -409,7 +409,7 @@ def test_stages_read_rtp_lx_and_pairs_straight_from_gcs(
     bucket: storage.Bucket, tmp_path: Path
 ) -> None:
     """The prepare stages take gs:// sources as the cluster recipes name them."""
-    from components.prepare_data.preference_data import prepare_pairs
+    from xdetox.components.prepare_data.preference_data import prepare_pairs
     from xdetox.config import DataConfig
 
     put(bucket, "RTP-LX/RTP_LX_EN.json", _jsonl([{"Index": 1, "Prompt": "Hello there"}]))

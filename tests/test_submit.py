@@ -14,12 +14,12 @@ import kfp
 import pytest
 import yaml
 
-from pipelines.cli.main import main
-from pipelines.cron import validate_cron
-from pipelines.kfp_auth import resolve_connection
 from xdetox import __version__
+from xdetox.cli.main import main
 from xdetox.config import load_config
 from xdetox.errors import ConfigError
+from xdetox.pipelines.cron import validate_cron
+from xdetox.pipelines.kfp_auth import resolve_connection
 
 sys.path.insert(0, str(Path(__file__).parent / "fakes"))
 from kfp_server import FakeKFP

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import xdetox.toy.model as toy_model
-from components.score.lexicon import load_lexicons, score_text
+from xdetox.components.score.lexicon import load_lexicons, score_text
 from xdetox.files import read_jsonl
 from xdetox.toy import (
     TOY_DATA_DIR,

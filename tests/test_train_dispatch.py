@@ -1,5 +1,5 @@
 """The training stage: dispatch on ``training.method``, the multi-GPU launch command (built, not
-run), the ``components.train.run`` entry point, curves and metrics, the KFP component, the
+run), the ``xdetox.components.train.run`` entry point, curves and metrics, the KFP component, the
 commands, and the config sections' round trip through KFP parameters.
 
 No ``from __future__ import annotations`` here: KFP reads the real annotations of the pipeline
@@ -21,16 +21,16 @@ from kfp import compiler, dsl
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from components.train import dispatch, launch
-from components.train.curves import (
+from xdetox.cli.main import build_parser, main
+from xdetox.components.train import dispatch, launch
+from xdetox.components.train.curves import (
     curves_html,
     final_values,
     plot_png,
     stage_metrics,
     write_curves,
 )
-from components.train.run import read_run_config
-from pipelines.cli.main import build_parser, main
+from xdetox.components.train.run import read_run_config
 from xdetox.config import RLConfig, ScoringConfig, TrainingConfig, load_config, to_params
 from xdetox.config.loader import validate_section
 from xdetox.errors import ConfigError
@@ -87,11 +87,11 @@ def _dpo(**kwargs) -> TrainingConfig:
 @pytest.mark.parametrize(
     ("method", "target"),
     [
-        ("dpo", "components.dpo.train_dpo.train_dpo"),
-        ("sft_dpo", "components.sft.sft_then_dpo.train_sft_then_dpo"),
-        ("ppo", "components.ppo.ppo_trainer.train_ppo"),
-        ("rloo", "components.ppo.trl_online.train_online"),
-        ("grpo", "components.ppo.trl_online.train_online"),
+        ("dpo", "xdetox.components.train.dpo.train_dpo.train_dpo"),
+        ("sft_dpo", "xdetox.components.train.sft.sft_then_dpo.train_sft_then_dpo"),
+        ("ppo", "xdetox.components.train.ppo.ppo_trainer.train_ppo"),
+        ("rloo", "xdetox.components.train.ppo.trl_online.train_online"),
+        ("grpo", "xdetox.components.train.ppo.trl_online.train_online"),
     ],
 )
 def test_each_method_reaches_its_trainer(method, target, monkeypatch, tmp_path):
@@ -153,7 +153,7 @@ def test_several_gpus_launch_the_run_module_with_accelerate(world, tmp_path, mon
     args = launch_command_parser().parse_args(command[2:])
     _validate_launch_command(args)
     assert args.num_processes == 4 and args.use_deepspeed and args.zero_stage == 3
-    assert args.module and args.training_script == "components.train.run"
+    assert args.module and args.training_script == "xdetox.components.train.run"
     script = args.training_script_args
     assert script[script.index("--model-dir") + 1] == str(world["base"])
     assert script[script.index("--prompts") + 1] == str(world["prompts"])
@@ -192,7 +192,8 @@ def test_run_module_trains_in_a_subprocess(world, tmp_path):
     config.write_text(json.dumps({"training": _dpo().model_dump(mode="json")}))
     out = tmp_path / "out"
     result = subprocess.run(
-        [sys.executable, "-m", "components.train.run", "--config", str(config), "--model-dir",
+        [sys.executable, "-m", "xdetox.components.train.run", "--config", str(config),
+         "--model-dir",
          str(world["base"]), "--output-dir", str(out), "--pairs", str(world["pairs"]),
          "--no-progress"],
         capture_output=True, text=True, cwd=REPO, timeout=300,
@@ -204,7 +205,8 @@ def test_run_module_trains_in_a_subprocess(world, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"training": {"method": "dpo", "betta": 1}}))
     result = subprocess.run(
-        [sys.executable, "-m", "components.train.run", "--config", str(bad), "--model-dir", "m",
+        [sys.executable, "-m", "xdetox.components.train.run", "--config", str(bad),
+         "--model-dir", "m",
          "--output-dir", str(tmp_path / "o2"), "--pairs", "p"],
         capture_output=True, text=True, cwd=REPO, timeout=300,
     )  # fmt: skip
@@ -267,7 +269,7 @@ def test_curves_page_embeds_the_figure(tmp_path):
 
 
 def test_component_trains_logs_metrics_and_curves(world, tmp_path):
-    from components.train.component import train
+    from xdetox.components.train.component import train
 
     tuned = dsl.Model(uri=str(tmp_path / "tuned"))
     metrics = dsl.Metrics(uri=str(tmp_path / "metrics"))
@@ -289,7 +291,7 @@ def test_component_trains_logs_metrics_and_curves(world, tmp_path):
 
 
 def test_component_reads_rl_prompts_when_no_prompts_artifact(world, tmp_path, monkeypatch):
-    from components.train import component as component_module
+    from xdetox.components.train import component as component_module
 
     seen = {}
 
@@ -311,8 +313,8 @@ def test_component_reads_rl_prompts_when_no_prompts_artifact(world, tmp_path, mo
 
 
 def test_component_compiles_with_optional_inputs(tmp_path):
-    from components.load_model.component import load_model
-    from components.train.component import train
+    from xdetox.components.load_model.component import load_model
+    from xdetox.components.train.component import train
 
     @dsl.pipeline(name="train-only")
     def pipeline(training: dict = {"method": "ppo"}, rl: dict = {}):  # noqa: B006

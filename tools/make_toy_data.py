@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from components.score.lexicon import load_lexicons, score_text  # noqa: E402
+from xdetox.components.score.lexicon import load_lexicons, score_text  # noqa: E402
 from xdetox.files import write_text  # noqa: E402
 
 DATA_DIR = REPO / "xdetox" / "toy" / "data"

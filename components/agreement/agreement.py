@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.metrics.read_scores import read_scores, score_column
+from xdetox.components.metrics.read_scores import read_scores, score_column
 from xdetox.errors import DataError
 from xdetox.records import TOXICITY
 

@@ -5,7 +5,7 @@ from typing import List  # noqa: UP035  KFP's signature parser needs typing.List
 from kfp import dsl
 from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Output
 
-from components.images import BASE_IMAGE
+from xdetox.components.images import BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -22,8 +22,8 @@ def scorer_agreement(
     """Per language: Pearson, Spearman, agreement at the threshold and Cohen's kappa."""
     import math
 
-    from components.agreement.agreement import agreement_table
-    from components.agreement.render import agreement_html, agreement_markdown
+    from xdetox.components.agreement.agreement import agreement_table
+    from xdetox.components.agreement.render import agreement_html, agreement_markdown
     from xdetox.files import atomic_path, write_text
 
     files = [d.path for d in scores_a] + [d.path for d in scores_b]

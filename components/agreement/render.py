@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from components.agreement.agreement import agreement_table
+from xdetox.components.agreement.agreement import agreement_table
 from xdetox.files import atomic_path, write_text
 
 MISSING = "—"

@@ -3,7 +3,7 @@
 from kfp import dsl
 from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Output
 
-from components.images import BASE_IMAGE
+from xdetox.components.images import BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -24,9 +24,9 @@ def compare_with_baseline(
 
     import pandas as pd
 
-    from components.compare.baseline import compare_with_baseline as compare
-    from components.compare.baseline import read_metrics_table
-    from components.compare.render import comparison_html, comparison_markdown
+    from xdetox.components.compare.baseline import compare_with_baseline as compare
+    from xdetox.components.compare.baseline import read_metrics_table
+    from xdetox.components.compare.render import comparison_html, comparison_markdown
     from xdetox.config import EvaluationConfig, validate_section
     from xdetox.files import atomic_path, write_text
 

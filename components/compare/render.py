@@ -7,8 +7,8 @@ import math
 
 import pandas as pd
 
-from components.compare.baseline import Comparison
-from components.report.plots import grouped_bars_png
+from xdetox.components.compare.baseline import Comparison
+from xdetox.components.report.plots import grouped_bars_png
 
 _STATUS_STYLE = {
     "regressed": "background:#fde2e1;font-weight:bold",

@@ -12,11 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from components.generate import hf_backend
-from components.generate.job import GenerationJob
-from components.generate.sampling import check_generation_config
-from components.generate.shards import DEFAULT_SHARD_SIZE, ShardHook
-from components.generate.vllm_backend import (
+from xdetox.components.generate import hf_backend
+from xdetox.components.generate.job import GenerationJob
+from xdetox.components.generate.sampling import check_generation_config
+from xdetox.components.generate.shards import DEFAULT_SHARD_SIZE, ShardHook
+from xdetox.components.generate.vllm_backend import (
     VLLMOptions,
     run_jobs_in_worker,
     visible_gpu_count,
@@ -64,7 +64,7 @@ def generate_file(
     """Generate ``config.n`` samples per prompt with the chosen backend; lines written.
 
     ``model_dir`` is a local folder (the caller resolves ``gs://`` and Hub ids, see
-    ``components.load_model.model_source.materialize_model``). ``device`` applies to the
+    ``xdetox.components.load_model.model_source.materialize_model``). ``device`` applies to the
     transformers backend (vLLM uses every visible GPU, or the CPU); ``on_shard`` is called in
     this process only, so it is ignored by vLLM, which runs in a child process.
     """

@@ -3,7 +3,7 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
 
-from components.images import GENERATE_IMAGE
+from xdetox.components.images import GENERATE_IMAGE
 
 
 @dsl.component(base_image=GENERATE_IMAGE, install_kfp_package=False)
@@ -16,8 +16,8 @@ def generate(
     generations: Output[Dataset],
 ):
     """Write generation JSON lines (one per sample) for ``language``."""
-    from components.generate.backends import generate_file
-    from components.generate.vllm_backend import VLLMOptions
+    from xdetox.components.generate.backends import generate_file
+    from xdetox.components.generate.vllm_backend import VLLMOptions
     from xdetox.config import GenerationConfig, validate_section
 
     config = validate_section(GenerationConfig, generation, "pipeline parameter 'generation'")

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.generate.prompt_file import Prompt
+from xdetox.components.generate.prompt_file import Prompt
 from xdetox.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)

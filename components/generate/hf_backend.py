@@ -13,7 +13,7 @@ Temperature 0 is greedy decoding (no randomness); ``n`` must then be 1 (see
 ``sampling.check_generation_config``).
 
 :func:`generate_file` works in shards and resumes after a kill (``shards``); the backend choice
-(transformers or vLLM) is :func:`components.generate.backends.generate_file`.
+(transformers or vLLM) is :func:`xdetox.components.generate.backends.generate_file`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, LogitsProcessorList
 from transformers import GenerationConfig as HFGenerationConfig
 
-from components.generate.decoding import (
+from xdetox.components.generate.decoding import (
     GenerationSummary,
     as_id_list,
     context_limit_from_config,
@@ -39,10 +39,10 @@ from components.generate.decoding import (
     sample_record,
     split_finished,
 )
-from components.generate.prompt_file import Prompt, read_prompts
-from components.generate.sampling import check_generation_config, sample_seed
-from components.generate.seeded_sampler import SeededSampler
-from components.generate.shards import (
+from xdetox.components.generate.prompt_file import Prompt, read_prompts
+from xdetox.components.generate.sampling import check_generation_config, sample_seed
+from xdetox.components.generate.seeded_sampler import SeededSampler
+from xdetox.components.generate.shards import (
     DEFAULT_SHARD_SIZE,
     ShardHook,
     generate_sharded,

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from components.generate.shards import DEFAULT_SHARD_SIZE
+from xdetox.components.generate.shards import DEFAULT_SHARD_SIZE
 from xdetox.config import GenerationConfig, validate_section
 from xdetox.errors import ConfigError
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.prepare_prompts.languages import normalise_language
+from xdetox.components.prepare_prompts.languages import normalise_language
 from xdetox.errors import ConfigError, DataError
 from xdetox.files import iter_jsonl, require_fields
 from xdetox.records import PROMPT_FIELDS

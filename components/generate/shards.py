@@ -41,7 +41,7 @@ from typing import Any
 from pydantic import BaseModel
 from tqdm.auto import tqdm
 
-from components.generate.prompt_file import Prompt
+from xdetox.components.generate.prompt_file import Prompt
 from xdetox.errors import ConfigError, DataError
 from xdetox.files import atomic_path, write_json, write_jsonl
 

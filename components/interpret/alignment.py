@@ -28,12 +28,12 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from components.interpret.plots import panels_png
-from components.interpret.pooling import encode_texts, load_frozen, mean_pooled_states
-from components.interpret.settings import AlignmentConfig
-from components.interpret.stats import pearson
-from components.interpret.tables import write_csv
-from components.prepare_prompts.languages import normalise_language
+from xdetox.components.interpret.plots import panels_png
+from xdetox.components.interpret.pooling import encode_texts, load_frozen, mean_pooled_states
+from xdetox.components.interpret.settings import AlignmentConfig
+from xdetox.components.interpret.stats import pearson
+from xdetox.components.interpret.tables import write_csv
+from xdetox.components.prepare_prompts.languages import normalise_language
 from xdetox.errors import ConfigError, DataError
 from xdetox.files import atomic_dir, iter_jsonl, require_fields, write_json
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from components.interpret.report import write_report
+from xdetox.components.interpret.report import write_report
 
 PROBE_METRICS = ("validation_accuracy", "validation_roc_auc", "validation_loss", "best_epoch",
                  "n_examples", "n_toxic", "test_accuracy", "test_roc_auc")  # fmt: skip

@@ -24,7 +24,7 @@ from kfp.dsl import (
     Output,
 )
 
-from components.images import BASE_IMAGE, TRAIN_IMAGE
+from xdetox.components.images import BASE_IMAGE, TRAIN_IMAGE
 
 
 @dsl.component(base_image=TRAIN_IMAGE, install_kfp_package=False)
@@ -38,15 +38,15 @@ def train_probe(
     test_source: str = "",
 ):
     """Linear toxicity probe on the frozen model (``data_source``: ``toy``, path or gs://)."""
-    from components.interpret.artifact_values import (
+    from xdetox.components.interpret.artifact_values import (
         PROBE_CATEGORIES,
         PROBE_METRICS,
         numeric,
         probe_confusion,
         probe_roc,
     )
-    from components.interpret.runners import probe_from_sources
-    from components.interpret.settings import ProbeConfig
+    from xdetox.components.interpret.runners import probe_from_sources
+    from xdetox.components.interpret.settings import ProbeConfig
     from xdetox.config import validate_section
 
     config = validate_section(ProbeConfig, probe_config, "pipeline parameter 'probe_config'")
@@ -86,9 +86,9 @@ def find_value_vectors(
     """Rank MLP value vectors by cosine with the probe; keep those active on English prompts."""
     import shutil
 
-    from components.interpret.artifact_values import numeric, stage_html
-    from components.interpret.settings import ValueVectorConfig
-    from components.interpret.value_vectors import TABLE_FILE, run_value_vectors
+    from xdetox.components.interpret.artifact_values import numeric, stage_html
+    from xdetox.components.interpret.settings import ValueVectorConfig
+    from xdetox.components.interpret.value_vectors import TABLE_FILE, run_value_vectors
     from xdetox.config import validate_section
     from xdetox.files import atomic_path
 
@@ -123,8 +123,8 @@ def intervene(
     results: Output[Dataset],
 ):
     """Offset sweep on the chosen neurons for ``language`` ("" = every configured language)."""
-    from components.interpret.runners import intervention_scored
-    from components.interpret.settings import InterventionConfig
+    from xdetox.components.interpret.runners import intervention_scored
+    from xdetox.components.interpret.settings import InterventionConfig
     from xdetox.config import GenerationConfig, ScoringConfig, validate_section
 
     summary = intervention_scored(
@@ -157,8 +157,8 @@ def combine_interventions(
     metrics: Output[Metrics],
 ):
     """Join the per-language sweeps: one table, the toxicity-vs-offset plot, the summary."""
-    from components.interpret.artifact_values import prefixed, stage_html
-    from components.interpret.intervention_merge import merge_interventions
+    from xdetox.components.interpret.artifact_values import prefixed, stage_html
+    from xdetox.components.interpret.intervention_merge import merge_interventions
 
     summary = merge_interventions([p.path for p in parts], results.path)
     stage_html("Intervention on the toxic neurons", results.path, html.path)
@@ -183,9 +183,9 @@ def measure_activations(
     tuned_label: str = "tuned",
 ):
     """The neurons' mean activation per language for the base (and the tuned) model."""
-    from components.interpret.activations import run_activations
-    from components.interpret.artifact_values import prefixed, stage_html
-    from components.interpret.settings import ActivationConfig
+    from xdetox.components.interpret.activations import run_activations
+    from xdetox.components.interpret.artifact_values import prefixed, stage_html
+    from xdetox.components.interpret.settings import ActivationConfig
     from xdetox.config import validate_section
 
     config = validate_section(
@@ -216,9 +216,9 @@ def measure_alignment(
 ):
     """Per-layer cross-lingual alignment; correlated with each language's toxicity drop when a
     metrics table is given (``metrics_table`` artifact, else ``metrics_source`` path/gs://)."""
-    from components.interpret.artifact_values import numeric, stage_html
-    from components.interpret.runners import alignment_from_sources
-    from components.interpret.settings import AlignmentConfig
+    from xdetox.components.interpret.artifact_values import numeric, stage_html
+    from xdetox.components.interpret.runners import alignment_from_sources
+    from xdetox.components.interpret.settings import AlignmentConfig
     from xdetox.config import validate_section
 
     config = validate_section(
@@ -248,7 +248,7 @@ def interpret_report(
     markdown: Output[Markdown],
 ):
     """One HTML page (plots embedded) and a Markdown summary of every stage."""
-    from components.interpret.report import write_markdown_report, write_report
+    from xdetox.components.interpret.report import write_markdown_report, write_report
 
     stages = {
         "Toxicity probe": probe.path,

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from components.generate.hf_backend import (
+from xdetox.components.generate.hf_backend import (
     context_limit,
     encode_prompts,
     eos_token_ids,
@@ -27,10 +27,10 @@ from components.generate.hf_backend import (
     left_pad,
     split_finished,
 )
-from components.generate.prompt_file import Prompt
-from components.interpret.architectures import Architecture
-from components.interpret.hooks import ActivationRecorder
-from components.interpret.neurons import Neuron
+from xdetox.components.generate.prompt_file import Prompt
+from xdetox.components.interpret.architectures import Architecture
+from xdetox.components.interpret.hooks import ActivationRecorder
+from xdetox.components.interpret.neurons import Neuron
 from xdetox.config import GenerationConfig
 from xdetox.errors import XdetoxError
 

@@ -18,8 +18,8 @@ from typing import Any, Literal
 import torch
 from torch.utils.hooks import RemovableHandle
 
-from components.interpret.architectures import Architecture
-from components.interpret.neurons import Neuron, by_layer
+from xdetox.components.interpret.architectures import Architecture
+from xdetox.components.interpret.neurons import Neuron, by_layer
 
 
 def _check(arch: Architecture, neurons: Sequence[Neuron]) -> None:

@@ -19,11 +19,11 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from components.generate.hf_backend import generate_samples
-from components.generate.prompt_file import Prompt, read_prompts
-from components.interpret.architectures import Architecture
-from components.interpret.hooks import neuron_offset
-from components.interpret.intervention_table import (  # noqa: F401  re-exported
+from xdetox.components.generate.hf_backend import generate_samples
+from xdetox.components.generate.prompt_file import Prompt, read_prompts
+from xdetox.components.interpret.architectures import Architecture
+from xdetox.components.interpret.hooks import neuron_offset
+from xdetox.components.interpret.intervention_table import (  # noqa: F401  re-exported
     COLUMNS,
     GENERATIONS_FILE,
     PLOT_FILE,
@@ -31,11 +31,11 @@ from components.interpret.intervention_table import (  # noqa: F401  re-exported
     TABLE_FILE,
     write_intervention,
 )
-from components.interpret.neurons import Neuron, read_neurons
-from components.interpret.pooling import load_frozen
-from components.interpret.prompt_selection import ALL_LANGUAGES, select_prompts
-from components.interpret.settings import InterventionConfig
-from components.interpret.tables import mean_or_none
+from xdetox.components.interpret.neurons import Neuron, read_neurons
+from xdetox.components.interpret.pooling import load_frozen
+from xdetox.components.interpret.prompt_selection import ALL_LANGUAGES, select_prompts
+from xdetox.components.interpret.settings import InterventionConfig
+from xdetox.components.interpret.tables import mean_or_none
 from xdetox.config import GenerationConfig
 from xdetox.errors import ConfigError, XdetoxError
 

@@ -15,15 +15,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from components.interpret.intervention_table import (
+from xdetox.components.interpret.intervention_table import (
     COLUMNS,
     GENERATIONS_FILE,
     SUMMARY_FILE,
     TABLE_FILE,
     write_intervention,
 )
-from components.interpret.prompt_selection import ALL_LANGUAGES
-from components.interpret.tables import mean_or_none
+from xdetox.components.interpret.prompt_selection import ALL_LANGUAGES
+from xdetox.components.interpret.tables import mean_or_none
 from xdetox.errors import DataError
 from xdetox.files import read_jsonl
 

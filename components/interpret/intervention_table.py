@@ -10,9 +10,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from components.interpret.plots import lines_png
-from components.interpret.prompt_selection import ALL_LANGUAGES
-from components.interpret.tables import write_csv
+from xdetox.components.interpret.plots import lines_png
+from xdetox.components.interpret.prompt_selection import ALL_LANGUAGES
+from xdetox.components.interpret.tables import write_csv
 from xdetox.files import atomic_dir, write_json, write_jsonl
 
 TABLE_FILE = "intervention.csv"

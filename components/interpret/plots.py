@@ -14,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from components.interpret.stats import RocCurve
+from xdetox.components.interpret.stats import RocCurve
 from xdetox.files import atomic_path
 
 

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from components.generate.hf_backend import load_model, pick_device
-from components.interpret.architectures import Architecture, resolve_architecture
+from xdetox.components.generate.hf_backend import load_model, pick_device
+from xdetox.components.interpret.architectures import Architecture, resolve_architecture
 
 
 def load_frozen(model_dir: str | Path, device: str | None = None) -> tuple[Any, Any, Architecture]:

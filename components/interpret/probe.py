@@ -26,13 +26,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from components.interpret.architectures import Architecture
-from components.interpret.plots import roc_png
-from components.interpret.pooling import encode_texts, load_frozen, mean_pooled_states
-from components.interpret.probe_data import LabelledText, read_labelled_csv
-from components.interpret.settings import ProbeConfig
-from components.interpret.stats import RocCurve, roc_auc, roc_curve
-from components.interpret.tables import write_csv
+from xdetox.components.interpret.architectures import Architecture
+from xdetox.components.interpret.plots import roc_png
+from xdetox.components.interpret.pooling import encode_texts, load_frozen, mean_pooled_states
+from xdetox.components.interpret.probe_data import LabelledText, read_labelled_csv
+from xdetox.components.interpret.settings import ProbeConfig
+from xdetox.components.interpret.stats import RocCurve, roc_auc, roc_curve
+from xdetox.components.interpret.tables import write_csv
 from xdetox.errors import DataError
 from xdetox.files import atomic_dir, write_json
 

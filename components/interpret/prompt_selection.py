@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from components.generate.prompt_file import Prompt
-from components.prepare_prompts.languages import normalise_language
+from xdetox.components.generate.prompt_file import Prompt
+from xdetox.components.prepare_prompts.languages import normalise_language
 from xdetox.errors import ConfigError, DataError
 
 ALL_LANGUAGES = "ALL"  # the mean-over-languages row, as in the report stage

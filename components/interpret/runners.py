@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from components.interpret.alignment import run_alignment
-from components.interpret.intervention import run_intervention
-from components.interpret.probe import run_probe
-from components.interpret.settings import AlignmentConfig, InterventionConfig, ProbeConfig
-from components.interpret.sources import local_source, optional_source
+from xdetox.components.interpret.alignment import run_alignment
+from xdetox.components.interpret.intervention import run_intervention
+from xdetox.components.interpret.probe import run_probe
+from xdetox.components.interpret.settings import AlignmentConfig, InterventionConfig, ProbeConfig
+from xdetox.components.interpret.sources import local_source, optional_source
 from xdetox.config import GenerationConfig, ScoringConfig
 from xdetox.storage import local_copy
 
@@ -28,7 +28,7 @@ def probe_from_sources(
     test_source: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """:func:`~components.interpret.probe.run_probe` on ``toy``, local or ``gs://`` CSVs."""
+    """:func:`~xdetox.components.interpret.probe.run_probe` on ``toy``, local or ``gs://`` CSVs."""
     test = optional_source(test_source)
     with local_source(data_source, "probe") as data:
         if test is None:
@@ -48,7 +48,7 @@ def alignment_from_sources(
     metrics_source: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """:func:`~components.interpret.alignment.run_alignment` on ``toy``, local or ``gs://``
+    """:func:`~xdetox.components.interpret.alignment.run_alignment` on ``toy``, local or ``gs://``
     pairs; ``metrics_source`` (``None`` or ``""``: no correlation) may be ``gs://`` too."""
     metrics = optional_source(metrics_source)
     with local_source(pairs_source, "parallel") as pairs:
@@ -74,7 +74,7 @@ def intervention_scored(
 ) -> dict[str, Any]:
     """The sweep, scored with the configured scorer; ``language`` restricts it to one language
     (one ParallelFor task), overriding ``config.languages``."""
-    from components.score.scorers import get_scorer
+    from xdetox.components.score.scorers import get_scorer
 
     if language:
         config = config.model_copy(update={"languages": [language]})

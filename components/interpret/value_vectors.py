@@ -20,14 +20,14 @@ from typing import Any
 
 import torch
 
-from components.generate.prompt_file import read_prompts
-from components.interpret.architectures import Architecture
-from components.interpret.greedy import greedy_step_activations
-from components.interpret.neurons import Neuron
-from components.interpret.pooling import load_frozen
-from components.interpret.probe import load_probe
-from components.interpret.settings import ValueVectorConfig
-from components.interpret.tables import write_csv
+from xdetox.components.generate.prompt_file import read_prompts
+from xdetox.components.interpret.architectures import Architecture
+from xdetox.components.interpret.greedy import greedy_step_activations
+from xdetox.components.interpret.neurons import Neuron
+from xdetox.components.interpret.pooling import load_frozen
+from xdetox.components.interpret.probe import load_probe
+from xdetox.components.interpret.settings import ValueVectorConfig
+from xdetox.components.interpret.tables import write_csv
 from xdetox.errors import ConfigError, DataError, XdetoxError
 from xdetox.files import atomic_dir, write_json
 

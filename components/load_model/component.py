@@ -3,12 +3,12 @@
 from kfp import dsl
 from kfp.dsl import Model, Output
 
-from components.images import BASE_IMAGE
+from xdetox.components.images import BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def load_model(source: str, model: Output[Model]):
     """Materialise ``source`` as a Hugging Face model folder."""
-    from components.load_model.model_source import materialize_model
+    from xdetox.components.load_model.model_source import materialize_model
 
     model.metadata.update(materialize_model(source, model.path))

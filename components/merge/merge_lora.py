@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from components.train.outputs import BASE_CONFIG
+from xdetox.components.train.outputs import BASE_CONFIG
 from xdetox.errors import DataError, XdetoxError
 from xdetox.files import atomic_dir
 

@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.metrics.columns import BOOTSTRAP_METRICS, ci_columns, delta_column, se_column
-from components.metrics.read_scores import score_column
+from xdetox.components.metrics.columns import BOOTSTRAP_METRICS, ci_columns, delta_column, se_column
+from xdetox.components.metrics.read_scores import score_column
 from xdetox.records import TOXICITY
 
 # Draws are made in chunks of about this many indices, to bound memory for large sets.

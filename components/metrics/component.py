@@ -3,7 +3,7 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
-from components.images import BASE_IMAGE
+from xdetox.components.images import BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -17,8 +17,8 @@ def language_metrics(
     metrics: Output[Metrics],
 ):
     """Base vs tuned for one language: a metrics CSV, and its numbers as KFP metrics."""
-    from components.metrics.kfp_metrics import log_table
-    from components.metrics.per_language import compute_metrics, write_metrics_csv
+    from xdetox.components.metrics.kfp_metrics import log_table
+    from xdetox.components.metrics.per_language import compute_metrics, write_metrics_csv
     from xdetox.config import MetricsConfig, validate_section
 
     config = validate_section(MetricsConfig, metrics_config, "pipeline parameter 'metrics'")
@@ -40,8 +40,8 @@ def model_metrics(
     metrics: Output[Metrics],
 ):
     """One model, one language (the eval pipeline): a metrics CSV and KFP metrics."""
-    from components.metrics.kfp_metrics import log_table
-    from components.metrics.per_language import compute_metrics, write_metrics_csv
+    from xdetox.components.metrics.kfp_metrics import log_table
+    from xdetox.components.metrics.per_language import compute_metrics, write_metrics_csv
     from xdetox.config import MetricsConfig, validate_section
 
     config = validate_section(MetricsConfig, metrics_config, "pipeline parameter 'metrics'")

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from components.metrics.bootstrap import bootstrap_table
-from components.metrics.columns import REQUIRED_COLUMNS
-from components.metrics.diversity import diversity_metrics, load_tokenizer
-from components.metrics.perplexity import perplexity_metrics
-from components.metrics.read_scores import read_scores
-from components.metrics.toxicity import toxicity_metrics
+from xdetox.components.metrics.bootstrap import bootstrap_table
+from xdetox.components.metrics.columns import REQUIRED_COLUMNS
+from xdetox.components.metrics.diversity import diversity_metrics, load_tokenizer
+from xdetox.components.metrics.perplexity import perplexity_metrics
+from xdetox.components.metrics.read_scores import read_scores
+from xdetox.components.metrics.toxicity import toxicity_metrics
 from xdetox.config import MetricsConfig
 from xdetox.files import atomic_path
 from xdetox.records import BASE_LABEL

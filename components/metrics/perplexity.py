@@ -241,7 +241,7 @@ def perplexity_metrics(
         model, tokenizer, device = load_causal_lm(model_dir, device)
         measure = conditional_perplexities
     elif method == "xg-seq2seq":
-        from components.metrics.seq2seq_perplexity import (
+        from xdetox.components.metrics.seq2seq_perplexity import (
             load_seq2seq_lm,
             xg_seq2seq_perplexities,
         )

@@ -7,7 +7,7 @@
    encoder input and the labels; ``L_full`` is the mean token loss, ``n_full`` the label count;
 2. the same for the prompt alone: ``L_prompt``, ``n_prompt``;
 3. ``loss = (L_full·(n_full−1) − L_prompt·(n_prompt−1)) / (n_full − n_prompt)``,
-   ``ppl = exp(loss)`` (:func:`~components.metrics.perplexity.xg_seq2seq_loss`).
+   ``ppl = exp(loss)`` (:func:`~xdetox.components.metrics.perplexity.xg_seq2seq_loss`).
 
 It is an approximation, documented as such: the encoder sees the whole text it is asked to
 reproduce, so the decoder copies rather than predicts; the numbers are comparable with XG's
@@ -28,7 +28,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from components.metrics.perplexity import xg_seq2seq_loss
+from xdetox.components.metrics.perplexity import xg_seq2seq_loss
 from xdetox.errors import DataError
 
 PERPLEXITY_METHOD = "xg-seq2seq"

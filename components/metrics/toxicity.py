@@ -18,8 +18,8 @@ import math
 
 import pandas as pd
 
-from components.metrics.columns import count_column, pct_column, scored_column
-from components.metrics.read_scores import score_column
+from xdetox.components.metrics.columns import count_column, pct_column, scored_column
+from xdetox.components.metrics.read_scores import score_column
 from xdetox.errors import DataError
 from xdetox.records import ATTRIBUTES, TOXICITY
 

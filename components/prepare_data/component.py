@@ -3,7 +3,7 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
-from components.images import BASE_IMAGE
+from xdetox.components.images import BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -15,7 +15,7 @@ def prepare_data(
     stats: Output[Metrics],
 ):
     """Write ``train.jsonl`` and ``eval.jsonl`` (prompt/chosen/rejected) into ``pairs``."""
-    from components.prepare_data.preference_data import prepare_pairs
+    from xdetox.components.prepare_data.preference_data import prepare_pairs
     from xdetox.config import DataConfig, validate_section
 
     config = validate_section(DataConfig, data, "pipeline parameter 'data'")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from components.prepare_data.pair_sources import (
+from xdetox.components.prepare_data.pair_sources import (
     RawPair,
     iter_file_pairs,
     resolve_source,

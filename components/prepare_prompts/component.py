@@ -3,13 +3,13 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Output
 
-from components.images import BASE_IMAGE
+from xdetox.components.images import BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def prepare_prompts(source: str, languages: list, data: dict, prompts: Output[Dataset]):
     """Write one prompts JSON-lines file holding every requested language."""
-    from components.prepare_prompts.prompts import prepare_prompts as prepare
+    from xdetox.components.prepare_prompts.prompts import prepare_prompts as prepare
     from xdetox.config import DataConfig, validate_section
 
     config = validate_section(DataConfig, data, "pipeline parameter 'data'")

@@ -14,8 +14,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-from components.prepare_prompts.languages import normalise_language
-from components.prepare_prompts.readers import SourcePrompt, read_prompt_file
+from xdetox.components.prepare_prompts.languages import normalise_language
+from xdetox.components.prepare_prompts.readers import SourcePrompt, read_prompt_file
 from xdetox.errors import ConfigError, DataError
 from xdetox.files import write_jsonl
 from xdetox.storage import is_gcs, local_copy

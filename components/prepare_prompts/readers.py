@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.prepare_prompts.languages import normalise_language
+from xdetox.components.prepare_prompts.languages import normalise_language
 from xdetox.errors import DataError
 from xdetox.files import iter_jsonl
 

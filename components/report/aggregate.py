@@ -21,7 +21,7 @@ from statistics import NormalDist
 
 import pandas as pd
 
-from components.metrics.columns import (
+from xdetox.components.metrics.columns import (
     BOOTSTRAP_METRICS,
     DIVERSITY_METRICS,
     FLUENCY_METRICS,
@@ -37,7 +37,7 @@ from components.metrics.columns import (
     pct_column,
     se_column,
 )
-from components.metrics.per_language import sort_rows
+from xdetox.components.metrics.per_language import sort_rows
 from xdetox.errors import DataError
 from xdetox.records import BASE_LABEL
 

@@ -5,7 +5,7 @@ from typing import List  # noqa: UP035  KFP's signature parser needs typing.List
 from kfp import dsl
 from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Output
 
-from components.images import BASE_IMAGE
+from xdetox.components.images import BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -19,11 +19,11 @@ def report(
     summary: Output[Metrics],
 ):
     """Write ``metrics.csv`` (all models × languages), ``report.html`` and a Markdown table."""
-    from components.metrics.kfp_metrics import log_table
-    from components.metrics.per_language import write_metrics_csv
-    from components.report.aggregate import aggregate_metrics
-    from components.report.html_report import render_markdown, render_report
-    from components.score.scorers import get_scorer
+    from xdetox.components.metrics.kfp_metrics import log_table
+    from xdetox.components.metrics.per_language import write_metrics_csv
+    from xdetox.components.report.aggregate import aggregate_metrics
+    from xdetox.components.report.html_report import render_markdown, render_report
+    from xdetox.components.score.scorers import get_scorer
     from xdetox.config import ScoringConfig, validate_section
 
     scorer = get_scorer(validate_section(ScoringConfig, scoring, "pipeline parameter 'scoring'"))

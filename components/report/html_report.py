@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from components.metrics.columns import (
+from xdetox import __version__
+from xdetox.components.metrics.columns import (
     BOOTSTRAP_METRICS,
     REQUIRED_COLUMNS,
     attribute_columns,
@@ -26,9 +27,8 @@ from components.metrics.columns import (
     is_count_column,
     pct_column,
 )
-from components.report.aggregate import ALL_LANGUAGES, compare_models
-from components.report.plots import grouped_bars_png, has_values
-from xdetox import __version__
+from xdetox.components.report.aggregate import ALL_LANGUAGES, compare_models
+from xdetox.components.report.plots import grouped_bars_png, has_values
 from xdetox.errors import DataError
 from xdetox.files import write_text
 from xdetox.records import BASE_LABEL

@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from components.report.aggregate import ALL_LANGUAGES
+from xdetox.components.report.aggregate import ALL_LANGUAGES
 from xdetox.records import BASE_LABEL
 
 

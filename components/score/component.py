@@ -3,13 +3,13 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Output
 
-from components.images import BASE_IMAGE
+from xdetox.components.images import BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def score(generations: Input[Dataset], scoring: dict, scores: Output[Dataset]):
     """Write score JSON lines: the generation fields plus ``scorer`` and ``scores``."""
-    from components.score.score_file import score_generations
+    from xdetox.components.score.score_file import score_generations
     from xdetox.config import ScoringConfig, validate_section
 
     config = validate_section(ScoringConfig, scoring, "pipeline parameter 'scoring'")

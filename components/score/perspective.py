@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.score.perspective_protocol import (
+from xdetox.components.score.perspective_protocol import (
     ApiError,
     api_language,
     classify_error,
@@ -48,9 +48,9 @@ from components.score.perspective_protocol import (
     redact,
     request_body,
 )
-from components.score.rate_limit import RateLimiter, backoff_delay
-from components.score.score_cache import ScoreCache, cache_key
-from components.score.scorers import Scorer, ScoreResult
+from xdetox.components.score.rate_limit import RateLimiter, backoff_delay
+from xdetox.components.score.score_cache import ScoreCache, cache_key
+from xdetox.components.score.scorers import Scorer, ScoreResult
 from xdetox.config.scoring import DEFAULT_DISCOVERY_URL
 from xdetox.errors import ConfigError, XdetoxError
 

@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from components.score.lexicon import (
+from xdetox.components.score.lexicon import (
     LEXICON_DIR,
     LEXICON_VERSION,
     Lexicon,
@@ -130,7 +130,7 @@ def get_scorer(config: ScoringConfig) -> Scorer:
     if config.scorer == "offline":
         return LexiconScorer(attributes)
     if config.scorer == "perspective":
-        from components.score.perspective import PerspectiveScorer
+        from xdetox.components.score.perspective import PerspectiveScorer
 
         return PerspectiveScorer(
             attributes,
@@ -144,7 +144,7 @@ def get_scorer(config: ScoringConfig) -> Scorer:
             api_batch_size=config.api_batch_size,
         )
     if config.scorer == "classifier":
-        from components.score.classifier import ClassifierScorer
+        from xdetox.components.score.classifier import ClassifierScorer
 
         return ClassifierScorer(config.classifier, attributes)
     raise ConfigError(

@@ -6,7 +6,7 @@ from typing import Optional
 from kfp import dsl
 from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
 
-from components.images import TRAIN_IMAGE
+from xdetox.components.images import TRAIN_IMAGE
 
 
 @dsl.component(base_image=TRAIN_IMAGE, install_kfp_package=False)
@@ -39,9 +39,9 @@ def train(
     """
     import contextlib
 
-    from components.train.curves import stage_metrics, write_curves
-    from components.train.dispatch import prompts_file
-    from components.train.launch import train_stage
+    from xdetox.components.train.curves import stage_metrics, write_curves
+    from xdetox.components.train.dispatch import prompts_file
+    from xdetox.components.train.launch import train_stage
     from xdetox.config import RLConfig, ScoringConfig, TrainingConfig, validate_section
 
     config = validate_section(TrainingConfig, training, "pipeline parameter 'training'")

@@ -22,7 +22,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from components.train.outputs import TRAINING_LOG
+from xdetox.components.train.outputs import TRAINING_LOG
 from xdetox.files import iter_jsonl
 
 SFT_LOG = "sft_training_log.jsonl"

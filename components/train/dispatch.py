@@ -3,10 +3,10 @@
 =========  ==============================================  ===================  ==============
 method     trainer                                         needs                output
 =========  ==============================================  ===================  ==============
-dpo        ``components/dpo/train_dpo.py`` (TRL)           preference pairs     adapter/model
-sft_dpo    ``components/sft/sft_then_dpo.py`` (TRL)        pairs (+ SFT data)   full model
-ppo        ``components/ppo/ppo_trainer.py`` (compact)     prompts + reward     adapter/model
-rloo/grpo  ``components/ppo/trl_online.py`` (TRL)          prompts + reward     adapter/model
+dpo        ``components/train/dpo/train_dpo.py`` (TRL)           preference pairs     adapter/model
+sft_dpo    ``components/train/sft/sft_then_dpo.py`` (TRL)        pairs (+ SFT data)   full model
+ppo        ``components/train/ppo/ppo_trainer.py`` (compact)     prompts + reward     adapter/model
+rloo/grpo  ``components/train/ppo/trl_online.py`` (TRL)          prompts + reward     adapter/model
 =========  ==============================================  ===================  ==============
 
 Every output folder holds ``training_log.jsonl`` and ``train_summary.json`` (for the curves) and
@@ -64,7 +64,7 @@ def prompts_file(source: str) -> Iterator[Path]:
 def _reward_device():
     """This process's device (one GPU per process under ``accelerate launch``), for the reward
     classifier, which is not part of what accelerate places."""
-    from components.train.outputs import process_state
+    from xdetox.components.train.outputs import process_state
 
     return process_state().device
 
@@ -102,11 +102,11 @@ def run_training(
         "progress": progress,
     }
     if method == "dpo":
-        from components.dpo.train_dpo import train_dpo
+        from xdetox.components.train.dpo.train_dpo import train_dpo
 
         return train_dpo(model_dir, pairs_dir, output_dir, training, callbacks=callbacks, **common)
     if method == "sft_dpo":
-        from components.sft.sft_then_dpo import train_sft_then_dpo
+        from xdetox.components.train.sft.sft_then_dpo import train_sft_then_dpo
         from xdetox.storage import local_copy
 
         source = training.sft.data
@@ -123,11 +123,11 @@ def run_training(
             )
 
     if reward_funcs is None:
-        from components.ppo.rewards import build_reward_function
+        from xdetox.components.train.ppo.rewards import build_reward_function
 
         reward_funcs = [build_reward_function(rl.reward, scoring=scoring, device=_reward_device())]
     if method == "ppo":
-        from components.ppo.ppo_trainer import train_ppo
+        from xdetox.components.train.ppo.ppo_trainer import train_ppo
 
         if len(reward_funcs) != 1:
             raise ConfigError("training.method=ppo takes one reward function")
@@ -140,7 +140,7 @@ def run_training(
             reward_fn=reward_funcs[0],
             **common,
         )
-    from components.ppo.trl_online import train_online
+    from xdetox.components.train.ppo.trl_online import train_online
 
     return train_online(
         model_dir,

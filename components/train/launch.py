@@ -1,13 +1,14 @@
 """The training stage over all GPUs of its node: in-process on CPU or one GPU, ``accelerate
-launch`` (DeepSpeed ZeRO-2 or ZeRO-3, ``components/train_configs``) over several.
+launch`` (DeepSpeed ZeRO-2 or ZeRO-3, ``components/train/deepspeed``) over several.
 
 With ``N > 1`` GPUs the stage runs::
 
-    accelerate launch --config_file zero2.yaml --num_processes N -m components.train.run \\
+    accelerate launch --config_file zero2.yaml --num_processes N -m xdetox.components.train.run \\
         --config run.json --model-dir ... --output-dir ... [--pairs ...] [--prompts ...]
 
-``components.train.run`` calls the same :func:`~components.train.dispatch.run_training` in each
-of the N processes; the main process writes the output folder and its ``train_summary.json``,
+``xdetox.components.train.run`` calls the same
+:func:`~xdetox.components.train.dispatch.run_training` in each of the N processes; the main process
+writes the output folder and its ``train_summary.json``,
 which the stage then reads back. The compact PPO trainer runs on one device only: with several
 GPUs it runs in-process on the first (a warning says so); RLOO/GRPO are the multi-GPU online
 methods.
@@ -27,14 +28,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from components.train.outputs import TRAIN_SUMMARY
-from components.train_configs.deepspeed_configs import ZERO_STAGES, accelerate_launch_command
+from xdetox.components.train.deepspeed.deepspeed_configs import (
+    ZERO_STAGES,
+    accelerate_launch_command,
+)
+from xdetox.components.train.outputs import TRAIN_SUMMARY
 from xdetox.config import RLConfig, ScoringConfig, TrainingConfig
 from xdetox.errors import ConfigError, XdetoxError
 
 log = logging.getLogger(__name__)
 
-RUN_MODULE = "components.train.run"
+RUN_MODULE = "xdetox.components.train.run"
 
 
 def visible_gpus() -> int:
@@ -90,7 +94,7 @@ def launch_command(
     checkpoint_dir: str | Path | None = None,
     resume: bool = True,
 ) -> list[str]:
-    """The ``accelerate launch ... -m components.train.run ...`` command line."""
+    """The ``accelerate launch ... -m xdetox.components.train.run ...`` command line."""
     script = [
         "-m",
         RUN_MODULE,
@@ -132,7 +136,7 @@ def train_stage(
     progress: bool = True,
 ) -> dict[str, float]:
     """Train on every GPU of the node (``num_gpus``: None = all visible); see module doc."""
-    from components.train.dispatch import check_inputs, run_training
+    from xdetox.components.train.dispatch import check_inputs, run_training
 
     rl = rl if rl is not None else RLConfig()
     check_inputs(training.method, pairs_dir, prompts_path)

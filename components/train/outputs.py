@@ -52,7 +52,7 @@ def save_trained(
     Every process takes part in ``save_model``; only the main one writes, atomically. The
     checkpoints are removed once the final model is in place, unless ``keep_checkpoints``.
     """
-    from components.train.checkpointing import clear_checkpoints
+    from xdetox.components.train.checkpointing import clear_checkpoints
 
     main = trainer.accelerator.is_main_process
     trainer.accelerator.wait_for_everyone()

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from components.dpo.lora_targets import resolve_lora_targets, uses_conv1d
+from xdetox.components.train.dpo.lora_targets import resolve_lora_targets, uses_conv1d
 from xdetox.config import TrainingConfig
 from xdetox.config.training import QLoraConfig
 from xdetox.errors import ConfigError, DataError

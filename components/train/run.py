@@ -1,7 +1,8 @@
-"""Module entry point of one training process: ``python -m components.train.run ...``.
+"""Module entry point of one training process: ``python -m xdetox.components.train.run ...``.
 
 ``accelerate launch`` starts it once per GPU (``components/train/launch.py``); every process runs
-the same :func:`~components.train.dispatch.run_training`. ``--config`` is a JSON (or YAML) file
+the same :func:`~xdetox.components.train.dispatch.run_training`.
+``--config`` is a JSON (or YAML) file
 with the ``training``, ``rl`` and optionally ``scoring`` sections, validated again here.
 """
 
@@ -39,7 +40,9 @@ def read_run_config(path: str | Path) -> tuple[TrainingConfig, RLConfig, Scoring
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m components.train.run", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m xdetox.components.train.run", description=__doc__
+    )
     parser.add_argument("--config", required=True, help="JSON/YAML: training, rl, scoring")
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--output-dir", required=True)
@@ -52,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from components.train.dispatch import run_training
-    from components.train.outputs import process_state
+    from xdetox.components.train.dispatch import run_training
+    from xdetox.components.train.outputs import process_state
 
     args = build_parser().parse_args(argv)
     try:

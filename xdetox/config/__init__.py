@@ -19,11 +19,12 @@ from xdetox.config.interpret import (
     ValueVectorConfig,
 )
 from xdetox.config.loader import (
-    CONFIG_DIR,
-    DEFAULT_CONFIG,
+    DEFAULT_RECIPE,
     apply_overrides,
     load_config,
     parse_override,
+    resolve_config_path,
+    shipped_recipe,
     to_params,
     validate_section,
 )
@@ -34,8 +35,7 @@ from xdetox.config.scoring import ScoringConfig
 from xdetox.config.training import LoraConfig, TrainingConfig
 
 __all__ = [
-    "CONFIG_DIR",
-    "DEFAULT_CONFIG",
+    "DEFAULT_RECIPE",
     "PROTOCOLS",
     "STAGES",
     "XG_LANGUAGES",
@@ -66,6 +66,8 @@ __all__ = [
     "apply_overrides",
     "load_config",
     "parse_override",
+    "resolve_config_path",
+    "shipped_recipe",
     "to_params",
     "validate_section",
 ]

@@ -10,6 +10,8 @@ Every error names the file and the dotted key at fault, in one line.
 from __future__ import annotations
 
 import copy
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,28 @@ from pydantic import BaseModel, ValidationError
 from xdetox.config.root import Config
 from xdetox.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent.parent / "pipelines" / "configs"
-DEFAULT_CONFIG = CONFIG_DIR / "toy.yaml"
+# The shipped recipes are package data of ``xdetox.pipelines`` (``pipelines/configs/`` in the
+# repository), read through importlib.resources so an installed wheel finds them too.
+RECIPES_PACKAGE = "xdetox.pipelines"
+DEFAULT_RECIPE = "toy.yaml"
+
+
+def shipped_recipe(name: str) -> Traversable:
+    """A recipe that ships with the package, by name: ``xg-mgpt.yaml``, ``cluster/gke-a100``."""
+    name = name.removeprefix("pipelines/configs/")
+    if not name.endswith((".yaml", ".yml")):
+        name += ".yaml"
+    return resources.files(RECIPES_PACKAGE).joinpath("configs", *name.split("/"))
+
+
+def resolve_config_path(path: str | Path) -> Path | Traversable:
+    """A file on disk when it exists, else the shipped recipe of that name, else the path
+    (whose absence :func:`load_config` reports)."""
+    local = Path(path)
+    if local.is_file():
+        return local
+    shipped = shipped_recipe(str(path))
+    return shipped if shipped.is_file() else local
 
 
 def _format_validation_error(exc: ValidationError, source: str) -> str:
@@ -60,7 +82,7 @@ def _deep_merge(base: dict, update: dict) -> dict:
     return out
 
 
-def _read_yaml(path: Path) -> dict:
+def _read_yaml(path: Path | Traversable) -> dict:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
@@ -110,8 +132,11 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 def load_config(
     paths: list[str | Path] | None = None, overrides: list[str] | None = None
 ) -> Config:
-    """Merge YAML files in order (the embedded toy recipe when none), apply overrides, validate."""
-    files = [Path(p) for p in (paths or [DEFAULT_CONFIG])]
+    """Merge YAML files in order (the embedded toy recipe when none), apply overrides, validate.
+
+    A path that is not a file names a shipped recipe (``xg-mgpt.yaml``, ``cluster/gke-a100``).
+    """
+    files = [resolve_config_path(p) for p in (paths or [DEFAULT_RECIPE])]
     merged: dict = {}
     for path in files:
         merged = _deep_merge(merged, _read_yaml(path))

@@ -1,6 +1,6 @@
 """Online RL hyperparameters (PPO, RLOO, GRPO), the root config's ``rl`` section. Defaults: the
 TRL detoxification example's PPO recipe (REFERENCE.md §3). Cross-field rules live in
-``components/ppo/ppo_config.py``.
+``components/train/ppo/ppo_config.py``.
 
 Which algorithm runs (``training.method``), how the weights are adapted (``training.mode``,
 ``training.lora``, ``training.qlora``) and the seed (``training.seed``) are read from the

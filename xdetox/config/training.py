@@ -21,7 +21,7 @@ class LoraConfig(_Strict):
     r: int = Field(64, gt=0)
     alpha: int = Field(16, gt=0)
     dropout: float = Field(0.05, ge=0.0, lt=1.0)
-    # "auto" picks the preset for the model's architecture (components/dpo/lora_targets.py).
+    # "auto" picks the preset for the model's architecture (components/train/dpo/lora_targets.py).
     target_modules: list[str] | Literal["auto"] = "auto"
 
 

@@ -1,8 +1,9 @@
 """Supervised fine-tuning with TRL 1.16's ``SFTTrainer``: LoRA, 4-bit QLoRA or full.
 
 The first stage of ``training.method: sft_dpo`` (the model card's recipe: instruction tuning,
-then DPO from the instruction-tuned model; ``components/sft/sft_then_dpo.py``), also runnable on
-its own (``xdetox sft``). Hyperparameters: ``training.sft``; the adaptation (``mode``, ``lora``,
+then DPO from the instruction-tuned model; ``components/train/sft/sft_then_dpo.py``), also
+runnable on its own (``xdetox sft``). Hyperparameters: ``training.sft``; the adaptation (``mode``,
+``lora``,
 ``qlora``), gradient checkpointing, bf16 and the seed are shared with DPO from ``training``.
 
 Output folder, written whole and atomically (main process only under ``accelerate launch``): the
@@ -20,8 +21,23 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from components.dpo.dpo_arguments import check_optimizer
-from components.sft.sft_data import (
+from xdetox.components.train.checkpointing import (
+    checkpoint_step,
+    default_checkpoint_dir,
+    files_digest,
+    record_run_config,
+    resume_checkpoint,
+)
+from xdetox.components.train.dpo.dpo_arguments import check_optimizer
+from xdetox.components.train.outputs import process_state, save_trained
+from xdetox.components.train.policy import (
+    build_peft_config,
+    check_mode_supported,
+    load_policy,
+    uses_bf16,
+)
+from xdetox.components.train.progress import dataset_progress
+from xdetox.components.train.sft.sft_data import (
     EVAL_FILE,
     MESSAGES,
     PAIRS,
@@ -30,21 +46,6 @@ from components.sft.sft_data import (
     load_sft_splits,
     to_dataset,
 )
-from components.train.checkpointing import (
-    checkpoint_step,
-    default_checkpoint_dir,
-    files_digest,
-    record_run_config,
-    resume_checkpoint,
-)
-from components.train.outputs import process_state, save_trained
-from components.train.policy import (
-    build_peft_config,
-    check_mode_supported,
-    load_policy,
-    uses_bf16,
-)
-from components.train.progress import dataset_progress
 from xdetox.config import TrainingConfig
 from xdetox.errors import DataError, XdetoxError
 

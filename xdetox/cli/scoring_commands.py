@@ -74,7 +74,7 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
 
 
 def cmd_agreement(args: argparse.Namespace) -> None:
-    from components.agreement.render import agreement_markdown, run_agreement
+    from xdetox.components.agreement.render import agreement_markdown, run_agreement
 
     extra = []
     if args.threshold is not None:

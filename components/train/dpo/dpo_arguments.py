@@ -13,7 +13,7 @@ from transformers.trainer_utils import SchedulerType
 from transformers.training_args import OptimizerNames
 from trl import DPOConfig
 
-from components.train.policy import uses_bf16
+from xdetox.components.train.policy import uses_bf16
 from xdetox.config import TrainingConfig
 from xdetox.errors import ConfigError
 

@@ -23,7 +23,7 @@ import torch
 from transformers import GenerationConfig
 from trl.trainer.utils import entropy_from_logits, selective_log_softmax
 
-from components.ppo.value_head import ValueHead
+from xdetox.components.train.ppo.value_head import ValueHead
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import torch
 
-from components.ppo.ppo_config import RewardConfig
+from xdetox.components.train.ppo.ppo_config import RewardConfig
 from xdetox.errors import ConfigError, DataError
 
 RewardFunc = Callable[..., list[float | None]]
@@ -203,7 +203,7 @@ def build_reward_function(
             max_length=config.max_length,
         )
     if scorer is None:
-        from components.score.scorers import get_scorer  # written alongside; imported lazily
+        from xdetox.components.score.scorers import get_scorer  # written alongside; imported lazily
         from xdetox.config import ScoringConfig
 
         scorer = get_scorer(scoring if scoring is not None else ScoringConfig())

@@ -119,7 +119,7 @@ def _is_toxicity_pairwise_file(path: Path) -> bool:
 @contextlib.contextmanager
 def _pairs(source: str, config: Config, model_dir: Path) -> Iterator[Path]:
     """A prepared pairs folder: ``source`` itself, or ``source`` read, filtered and split."""
-    from components.prepare_data.preference_data import prepare_pairs
+    from xdetox.components.prepare_data.preference_data import prepare_pairs
 
     if source != "toy" and not source.startswith("gs://") and _is_prepared(Path(source)):
         yield Path(source)
@@ -131,7 +131,7 @@ def _pairs(source: str, config: Config, model_dir: Path) -> Iterator[Path]:
 
 
 def _finish(args: argparse.Namespace, method: str, summary: dict) -> None:
-    from components.train.curves import stage_metrics, write_curves
+    from xdetox.components.train.curves import stage_metrics, write_curves
 
     curves = Path(args.curves) if args.curves else Path(args.output) / CURVES_FILE
     finals = write_curves(args.output, method, curves)
@@ -140,7 +140,7 @@ def _finish(args: argparse.Namespace, method: str, summary: dict) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from components.train.launch import train_stage
+    from xdetox.components.train.launch import train_stage
 
     config = _config(args)
     training = config.training
@@ -157,7 +157,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         with _pairs(args.data or config.data.preference, config, model_dir) as pairs:
             summary = train_stage(model_dir, args.output, training, pairs_dir=pairs, **common)
     else:
-        from components.train.dispatch import prompts_file
+        from xdetox.components.train.dispatch import prompts_file
 
         with prompts_file(args.prompts or config.rl.prompts) as prompts:
             summary = train_stage(model_dir, args.output, training, prompts_path=prompts, **common)
@@ -182,7 +182,7 @@ def _sft_source(source: str, config: Config, model_dir: Path) -> Iterator[Path]:
 
 
 def cmd_sft(args: argparse.Namespace) -> None:
-    from components.sft.train_sft import train_sft
+    from xdetox.components.train.sft.train_sft import train_sft
 
     config = _config(args)
     if (args.num_gpus or 0) > 1:

@@ -11,8 +11,8 @@ import datetime as dt
 import sys
 from collections.abc import Callable
 
-from pipelines.kfp_auth import HOST_ENV, TOKEN_ENV, Connection, resolve_connection
 from xdetox.config import load_config
+from xdetox.pipelines.kfp_auth import HOST_ENV, TOKEN_ENV, Connection, resolve_connection
 
 _STATE_STYLES = {"SUCCEEDED": "green", "FAILED": "red", "CANCELED": "red", "RUNNING": "yellow"}
 
@@ -167,8 +167,8 @@ def _print_upload(conn: Connection, up) -> None:
 
 
 def cmd_submit(args: argparse.Namespace) -> None:
-    from pipelines.submit import submit, wait_for_run
     from xdetox.errors import ConfigError, XdetoxError
+    from xdetox.pipelines.submit import submit, wait_for_run
 
     if args.timeout <= 0 or args.poll <= 0:
         raise ConfigError("--timeout and --poll must be positive")
@@ -195,8 +195,8 @@ def cmd_submit(args: argparse.Namespace) -> None:
 
 
 def cmd_schedule(args: argparse.Namespace) -> None:
-    from pipelines.cron import validate_cron
-    from pipelines.submit import schedule
+    from xdetox.pipelines.cron import validate_cron
+    from xdetox.pipelines.submit import schedule
 
     config = load_config(args.config, args.overrides)
     validate_cron(args.cron)  # before any compile or network call
@@ -232,8 +232,8 @@ def cmd_runs(args: argparse.Namespace) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from pipelines.kfp_connect import connect
-    from pipelines.submit import list_runs
+    from xdetox.pipelines.kfp_connect import connect
+    from xdetox.pipelines.submit import list_runs
 
     conn = _connection(args)
     rows = list_runs(connect(conn), conn, experiment=args.experiment, limit=args.limit)

@@ -61,11 +61,11 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
 def cmd_run(args: argparse.Namespace) -> None:
     from rich.console import Console
 
-    from pipelines.local_run import run_local
+    from xdetox.pipelines.local_run import run_local
 
     paths = args.config
     if args.pipeline == "interpret" and not paths:
-        from pipelines.cli.interpret_commands import TOY_INTERPRET_CONFIG
+        from xdetox.cli.interpret_commands import TOY_INTERPRET_CONFIG
 
         paths = [TOY_INTERPRET_CONFIG]  # the interpret stages' own toy-sized recipe
     config = load_config(paths, args.overrides)
@@ -80,7 +80,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         f"→ {run_dir}"
     )
     if args.pipeline == "interpret":
-        from pipelines.interpret import run_interpret_local
+        from xdetox.pipelines.interpret import run_interpret_local
 
         interpret = run_interpret_local(config, run_dir)
         print(f"report:  {interpret.report}")
@@ -95,7 +95,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 def cmd_compile(args: argparse.Namespace) -> None:
-    from pipelines.compile import compile_pipeline
+    from xdetox.pipelines.compile import compile_pipeline
 
     config = load_config(args.config, args.overrides)
     path = compile_pipeline(config, args.output, args.pipeline)
@@ -103,7 +103,7 @@ def cmd_compile(args: argparse.Namespace) -> None:
 
 
 def cmd_toy_model(args: argparse.Namespace) -> None:
-    from components.load_model.model_source import materialize_model
+    from xdetox.components.load_model.model_source import materialize_model
 
     meta = materialize_model("toy", args.dir)
     print(f"toy model ({meta['model_type']}, {meta['weights_bytes']} bytes) → {args.dir}")

@@ -10,8 +10,9 @@ LoRA + ZeRO-3 pitfalls, and how this code base handles them:
 
 * **Gradient checkpointing.** With PEFT under ZeRO-3, non-reentrant checkpointing recomputes
   the forward of partitioned parameters and fails ("recomputed tensors ... do not match" or
-  parameters gathered twice). Reentrant checkpointing works. ``components/dpo/dpo_arguments.py``,
-  ``components/ppo/trl_online.py``, ``components/sft/train_sft.py`` and QLoRA's
+  parameters gathered twice). Reentrant checkpointing works.
+  ``components/train/dpo/dpo_arguments.py``,
+  ``components/train/ppo/trl_online.py``, ``components/train/sft/train_sft.py`` and QLoRA's
   ``prepare_model_for_kbit_training`` (``components/train/policy.py``) set
   ``gradient_checkpointing_kwargs={"use_reentrant": True}`` whenever checkpointing is on; TRL
   1.16's DPO/SFT/RLOO/GRPO trainers also force it when they see PEFT + ZeRO-3.
@@ -32,7 +33,7 @@ LoRA + ZeRO-3 pitfalls, and how this code base handles them:
   and cannot be sharded by ZeRO-3 here: the training stage refuses ``mode: qlora`` with ZeRO-3
   (``components/train/launch.py``); use ZeRO-2.
 
-The compact PPO (``components/ppo/ppo_trainer.py``) runs on one device and does not use these.
+The compact PPO (``components/train/ppo/ppo_trainer.py``) runs on one device and does not use these.
 """
 
 from __future__ import annotations
@@ -81,8 +82,9 @@ def accelerate_launch_command(
     """``accelerate launch`` with the ZeRO config, one process per GPU, then ``script_args``
     (a script path or ``-m module``, and its arguments), e.g.::
 
-        accelerate_launch_command(4, 3, ["-m", "components.train.run", "--config", "run.json",
-                                         "--model-dir", m, "--prompts", p, "--output-dir", o])
+        accelerate_launch_command(4, 3, ["-m", "xdetox.components.train.run",
+                                         "--config", "run.json", "--model-dir", m,
+                                         "--prompts", p, "--output-dir", o])
 
     (``components/train/launch.py`` builds exactly this for the training stage.)
     """

@@ -13,7 +13,7 @@ gradient checkpointing, bf16 and the seed come from the ``training`` section; th
 ``rl``.
 
 DeepSpeed: the training stage runs this under ``accelerate launch`` with a config from
-``components/train_configs`` when it has several GPUs (``components/train/launch.py``). The TRL
+``components/train/deepspeed`` when it has several GPUs (``components/train/launch.py``). The TRL
 trainers deal with the LoRA + ZeRO-3 pitfalls themselves when given a ``peft_config`` (not a
 ready ``PeftModel``), which is why this wrapper passes one: adapters are created in the base
 model's dtype and reentrant gradient checkpointing is forced. The training arguments are built
@@ -38,11 +38,7 @@ from typing import Any
 import datasets
 import torch
 
-from components.dpo.train_dpo import BASE_CONFIG, TRAIN_SUMMARY, TRAINING_LOG
-from components.ppo.ppo_config import RESUMABLE_CHANGES, RLConfig, check_rl_config
-from components.ppo.prompt_data import build_queries
-from components.ppo.rewards import RewardFunc, build_reward_function
-from components.train.checkpointing import (
+from xdetox.components.train.checkpointing import (
     checkpoint_step,
     clear_checkpoints,
     default_checkpoint_dir,
@@ -50,14 +46,18 @@ from components.train.checkpointing import (
     record_run_config,
     resume_checkpoint,
 )
-from components.train.outputs import main_process_output, process_state
-from components.train.policy import (
+from xdetox.components.train.dpo.train_dpo import BASE_CONFIG, TRAIN_SUMMARY, TRAINING_LOG
+from xdetox.components.train.outputs import main_process_output, process_state
+from xdetox.components.train.policy import (
     build_peft_config,
     check_mode_supported,
     load_policy,
     uses_bf16,
 )
-from components.train.progress import dataset_progress
+from xdetox.components.train.ppo.ppo_config import RESUMABLE_CHANGES, RLConfig, check_rl_config
+from xdetox.components.train.ppo.prompt_data import build_queries
+from xdetox.components.train.ppo.rewards import RewardFunc, build_reward_function
+from xdetox.components.train.progress import dataset_progress
 from xdetox.config import TrainingConfig
 from xdetox.errors import ConfigError, DataError, XdetoxError
 from xdetox.files import write_json, write_jsonl

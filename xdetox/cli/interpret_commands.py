@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from xdetox.config import CONFIG_DIR, Config, load_config
+from xdetox.config import Config, load_config
 from xdetox.errors import ConfigError, DataError, XdetoxError
 
-TOY_INTERPRET_CONFIG = CONFIG_DIR / "toy-interpret.yaml"
+TOY_INTERPRET_CONFIG = "toy-interpret.yaml"  # a shipped recipe
 _MODEL_HELP = "model folder, or 'toy' (the embedded toy model)"
 _PROMPTS_HELP = "prompts file/folder (JSONL, RTP-LX, CSV) or 'toy'"
 
@@ -46,7 +46,7 @@ def _model_dir(source: str) -> Path:
 def _prepared_prompts(source: str, config: Config) -> Iterator[Path]:
     """Prompts normalised to one JSON-lines file (any language; first N per language as the
     recipe's ``data.max_prompts_per_language`` says), deleted after the block."""
-    from components.prepare_prompts.prompts import prepare_prompts
+    from xdetox.components.prepare_prompts.prompts import prepare_prompts
 
     with tempfile.TemporaryDirectory(prefix="xdetox-prompts-") as tmp:
         path = Path(tmp) / "prompts.jsonl"
@@ -86,7 +86,7 @@ def _offsets(text: str | None) -> list[float] | None:
 
 
 def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    default_note = f"Default config: {TOY_INTERPRET_CONFIG.name}."
+    default_note = f"Default config: {TOY_INTERPRET_CONFIG}."
 
     p = sub.add_parser(
         "probe",
@@ -183,7 +183,7 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
 
 
 def cmd_probe(args: argparse.Namespace) -> None:
-    from components.interpret.runners import probe_from_sources
+    from xdetox.components.interpret.runners import probe_from_sources
 
     config = _config(args, {"interpret.probe.label": args.label})
     model = _model_dir(args.model)
@@ -196,7 +196,7 @@ def cmd_probe(args: argparse.Namespace) -> None:
 
 
 def cmd_value_vectors(args: argparse.Namespace) -> None:
-    from components.interpret.value_vectors import run_value_vectors
+    from xdetox.components.interpret.value_vectors import run_value_vectors
 
     config = _config(args, {"interpret.value_vectors.top_k": args.top_k})
     model = _model_dir(args.model)
@@ -208,7 +208,7 @@ def cmd_value_vectors(args: argparse.Namespace) -> None:
 
 
 def cmd_intervene(args: argparse.Namespace) -> None:
-    from components.interpret.runners import intervention_scored
+    from xdetox.components.interpret.runners import intervention_scored
 
     config = _config(
         args,
@@ -232,7 +232,7 @@ def cmd_intervene(args: argparse.Namespace) -> None:
 
 
 def cmd_activations(args: argparse.Namespace) -> None:
-    from components.interpret.activations import run_activations
+    from xdetox.components.interpret.activations import run_activations
 
     config = _config(args)
     models = _labelled_models(args.model)
@@ -244,7 +244,7 @@ def cmd_activations(args: argparse.Namespace) -> None:
 
 
 def cmd_alignment(args: argparse.Namespace) -> None:
-    from components.interpret.runners import alignment_from_sources
+    from xdetox.components.interpret.runners import alignment_from_sources
 
     config = _config(args)
     model = _model_dir(args.model)
@@ -257,7 +257,7 @@ def cmd_alignment(args: argparse.Namespace) -> None:
 def cmd_interpret_run(args: argparse.Namespace) -> None:
     from rich.console import Console
 
-    from pipelines.interpret import check_interpret_config, run_interpret_local
+    from xdetox.pipelines.interpret import check_interpret_config, run_interpret_local
 
     config = _config(args)
     check_interpret_config(config)

@@ -27,7 +27,7 @@ policy/adapter, value head, optimizer, KL controller, generator states and the l
 parameters of an uninterrupted one (``tests/test_ppo.py`` checks bitwise equality).
 
 This trainer runs on one device (the GPU when there is one). Multi-GPU/DeepSpeed runs use the
-TRL RLOO/GRPO wrappers (``trl_online``), launched with ``components/train_configs``.
+TRL RLOO/GRPO wrappers (``trl_online``), launched with ``components/train/deepspeed``.
 
 Output folder (written whole and atomically): the final policy (adapter or full model), the
 tokenizer, ``value_head.safetensors``, ``base_config.json``, ``training_log.jsonl`` (one line per
@@ -50,8 +50,16 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM
 from trl.trainer.utils import disable_dropout_in_model
 
-from components.dpo.train_dpo import BASE_CONFIG, TRAIN_SUMMARY, TRAINING_LOG
-from components.ppo.checkpoints import (
+from xdetox.components.train.checkpointing import default_checkpoint_dir, files_digest
+from xdetox.components.train.dpo.train_dpo import BASE_CONFIG, TRAIN_SUMMARY, TRAINING_LOG
+from xdetox.components.train.policy import (
+    build_peft_config,
+    check_mode_supported,
+    is_quantized,
+    load_policy,
+    load_tokenizer,
+)
+from xdetox.components.train.ppo.checkpoints import (
     POLICY_DIR,
     check_resumable,
     latest_checkpoint,
@@ -60,22 +68,19 @@ from components.ppo.checkpoints import (
     read_checkpoint,
     save_checkpoint,
 )
-from components.ppo.gae import compute_gae, masked_mean, whiten
-from components.ppo.kl_control import build_kl_controller
-from components.ppo.losses import clipped_policy_loss, clipped_value_loss
-from components.ppo.ppo_config import RLConfig, check_rl_config
-from components.ppo.prompt_data import Query, build_queries
-from components.ppo.rewards import RewardFunc, build_reward_function
-from components.ppo.rollout import Rollout, forward_response, generate_rollout, sample_lengths
-from components.ppo.value_head import ValueHead, hidden_size, save_value_head
-from components.train.checkpointing import default_checkpoint_dir, files_digest
-from components.train.policy import (
-    build_peft_config,
-    check_mode_supported,
-    is_quantized,
-    load_policy,
-    load_tokenizer,
+from xdetox.components.train.ppo.gae import compute_gae, masked_mean, whiten
+from xdetox.components.train.ppo.kl_control import build_kl_controller
+from xdetox.components.train.ppo.losses import clipped_policy_loss, clipped_value_loss
+from xdetox.components.train.ppo.ppo_config import RLConfig, check_rl_config
+from xdetox.components.train.ppo.prompt_data import Query, build_queries
+from xdetox.components.train.ppo.rewards import RewardFunc, build_reward_function
+from xdetox.components.train.ppo.rollout import (
+    Rollout,
+    forward_response,
+    generate_rollout,
+    sample_lengths,
 )
+from xdetox.components.train.ppo.value_head import ValueHead, hidden_size, save_value_head
 from xdetox.config import TrainingConfig
 from xdetox.errors import ConfigError, XdetoxError
 from xdetox.files import atomic_dir, write_json, write_jsonl

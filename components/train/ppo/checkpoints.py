@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from components.ppo.ppo_config import RESUMABLE_CHANGES
-from components.ppo.value_head import ValueHead, load_value_head, save_value_head
-from components.train.checkpointing import first_difference
+from xdetox.components.train.checkpointing import first_difference
+from xdetox.components.train.ppo.ppo_config import RESUMABLE_CHANGES
+from xdetox.components.train.ppo.value_head import ValueHead, load_value_head, save_value_head
 from xdetox.errors import ConfigError, DataError
 from xdetox.files import atomic_dir, iter_jsonl, write_json, write_jsonl
 

@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from pipelines.cli.scoring_commands import add_scorer_arguments, scorer_overrides
+from xdetox.cli.scoring_commands import add_scorer_arguments, scorer_overrides
 from xdetox.config import PROTOCOLS, Config, load_config
 from xdetox.config.generation import protocol_values
 
@@ -105,7 +105,7 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
 
 
 def cmd_prepare_data(args: argparse.Namespace) -> None:
-    from components.prepare_data.preference_data import prepare_pairs
+    from xdetox.components.prepare_data.preference_data import prepare_pairs
 
     config = _config(args, {})
     _print_summary(prepare_pairs(args.data, args.output, config.data, tokenizer_dir=args.model))
@@ -116,8 +116,8 @@ def _prepared_pairs_dir(data: str) -> bool:
 
 
 def cmd_dpo(args: argparse.Namespace) -> None:
-    from components.dpo.train_dpo import train_dpo
-    from components.prepare_data.preference_data import prepare_pairs
+    from xdetox.components.prepare_data.preference_data import prepare_pairs
+    from xdetox.components.train.dpo.train_dpo import train_dpo
 
     config = _config(args, {})
     if _prepared_pairs_dir(args.data):
@@ -130,16 +130,16 @@ def cmd_dpo(args: argparse.Namespace) -> None:
 
 
 def cmd_merge(args: argparse.Namespace) -> None:
-    from components.merge.merge_lora import merge_adapter
+    from xdetox.components.merge.merge_lora import merge_adapter
 
     _config(args, {})  # validates --config/--set even though merge has no hyperparameters
     _print_summary(merge_adapter(args.base, args.adapter, args.output))
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
-    from components.generate.backends import generate_file
-    from components.generate.vllm_backend import VLLMOptions
-    from components.prepare_prompts.prompts import prepare_prompts
+    from xdetox.components.generate.backends import generate_file
+    from xdetox.components.generate.vllm_backend import VLLMOptions
+    from xdetox.components.prepare_prompts.prompts import prepare_prompts
 
     # A --protocol preset replaces the recipe's sampling values; explicit flags win over both.
     preset = {} if args.protocol is None else protocol_values(args.protocol)
@@ -180,14 +180,14 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> None:
-    from components.score.score_file import score_generations
+    from xdetox.components.score.score_file import score_generations
 
     config = _config(args, scorer_overrides(args))
     _print_summary(score_generations(args.generations, args.output, config.scoring))
 
 
 def cmd_metrics(args: argparse.Namespace) -> None:
-    from components.metrics.per_language import compute_metrics, write_metrics_csv
+    from xdetox.components.metrics.per_language import compute_metrics, write_metrics_csv
 
     config = _config(args, {})
     metrics = config.metrics
@@ -207,9 +207,9 @@ def cmd_metrics(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from components.report.aggregate import aggregate_metrics
-    from components.report.html_report import render_report
-    from components.score.scorers import get_scorer
+    from xdetox.components.report.aggregate import aggregate_metrics
+    from xdetox.components.report.html_report import render_report
+    from xdetox.components.score.scorers import get_scorer
 
     config = _config(args, {})
     source = Path(args.metrics)

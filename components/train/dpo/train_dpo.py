@@ -32,24 +32,33 @@ from pathlib import Path
 from transformers import EarlyStoppingCallback, TrainerCallback
 from trl import DPOTrainer
 
-from components.dpo.dpo_arguments import build_dpo_config, check_training_config, uses_best_model
-from components.dpo.dpo_dataset import EVAL_FILE, TRAIN_FILE, build_dataset, load_pair_splits
-from components.train.checkpointing import (
+from xdetox.components.train.checkpointing import (
     checkpoint_step,
     default_checkpoint_dir,
     files_digest,
     record_run_config,
     resume_checkpoint,
 )
-from components.train.outputs import (
+from xdetox.components.train.dpo.dpo_arguments import (
+    build_dpo_config,
+    check_training_config,
+    uses_best_model,
+)
+from xdetox.components.train.dpo.dpo_dataset import (
+    EVAL_FILE,
+    TRAIN_FILE,
+    build_dataset,
+    load_pair_splits,
+)
+from xdetox.components.train.outputs import (
     BASE_CONFIG,
     TRAIN_SUMMARY,
     TRAINING_LOG,
     process_state,
     save_trained,
 )
-from components.train.policy import build_peft_config, check_mode_supported, load_policy
-from components.train.progress import dataset_progress
+from xdetox.components.train.policy import build_peft_config, check_mode_supported, load_policy
+from xdetox.components.train.progress import dataset_progress
 from xdetox.config import TrainingConfig
 from xdetox.errors import XdetoxError
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from components.ppo.gae import masked_mean
+from xdetox.components.train.ppo.gae import masked_mean
 
 
 def clipped_policy_loss(

@@ -32,17 +32,21 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, TrainerCallback
 
-from components.dpo.train_dpo import (
+from xdetox.components.merge.merge_lora import ADAPTER_CONFIG, load_merged, merge_adapter
+from xdetox.components.train.checkpointing import (
+    default_checkpoint_dir,
+    files_digest,
+    first_difference,
+)
+from xdetox.components.train.dpo.train_dpo import (
     BASE_CONFIG,
     RESUMABLE_TRAINING_KEYS,
     TRAIN_SUMMARY,
     TRAINING_LOG,
     train_dpo,
 )
-from components.merge.merge_lora import ADAPTER_CONFIG, load_merged, merge_adapter
-from components.sft.train_sft import RESUMABLE_SFT_KEYS, train_sft
-from components.train.checkpointing import default_checkpoint_dir, files_digest, first_difference
-from components.train.outputs import main_process_output, process_state
+from xdetox.components.train.outputs import main_process_output, process_state
+from xdetox.components.train.sft.train_sft import RESUMABLE_SFT_KEYS, train_sft
 from xdetox.config import TrainingConfig
 from xdetox.errors import ConfigError
 from xdetox.files import write_json

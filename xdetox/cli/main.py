@@ -38,7 +38,7 @@ _FIRST = ("pipeline_commands", "stage_commands", "cluster_commands")
 
 
 def command_modules() -> list[ModuleType]:
-    import pipelines.cli as package
+    import xdetox.cli as package
 
     found = sorted(
         info.name
@@ -46,7 +46,7 @@ def command_modules() -> list[ModuleType]:
         if info.name.endswith("_commands")
     )
     names = [n for n in _FIRST if n in found] + [n for n in found if n not in _FIRST]
-    return [importlib.import_module(f"pipelines.cli.{name}") for name in names]
+    return [importlib.import_module(f"xdetox.cli.{name}") for name in names]
 
 
 def build_parser() -> argparse.ArgumentParser:

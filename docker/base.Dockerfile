@@ -55,7 +55,7 @@ RUN python -m venv /opt/venv \
 # that runs `python3 -m kfp.dsl.executor_main` (same pin as pyproject.toml).
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-cache-dir kfp==2.17.0 "/wheels/xdetox-${VERSION}-py3-none-any.whl" \
- && python -c "import kfp, torch, xdetox, components; assert kfp.__version__ == '2.17.0', kfp.__version__"
+ && python -c "import kfp, torch, xdetox.components, xdetox.pipelines; assert kfp.__version__ == '2.17.0', kfp.__version__"
 
 WORKDIR /home/xdetox
 USER 1000:1000

@@ -72,7 +72,7 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
       kfp==2.17.0 \
       "/wheels/xdetox-${VERSION}-py3-none-any.whl" \
  && rm /tmp/torch-constraint.txt \
- && python3 -c "import kfp, torch, xdetox, components; assert kfp.__version__ == '2.17.0', kfp.__version__"
+ && python3 -c "import kfp, torch, xdetox.components, xdetox.pipelines; assert kfp.__version__ == '2.17.0', kfp.__version__"
 
 WORKDIR /home/xdetox
 USER 1000:1000

@@ -59,7 +59,7 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
       kfp==2.17.0 \
       "/wheels/xdetox-${VERSION}-py3-none-any.whl" \
  && rm /tmp/vllm-image-constraints.txt \
- && python3 -c "import kfp, vllm, xdetox, components; assert kfp.__version__ == '2.17.0', kfp.__version__"
+ && python3 -c "import kfp, vllm, xdetox.components, xdetox.pipelines; assert kfp.__version__ == '2.17.0', kfp.__version__"
 
 # The base image's entrypoint starts the OpenAI server; KFP runs `sh -c ... python3 -m
 # kfp.dsl.executor_main` itself, so reset it to a plain interpreter.

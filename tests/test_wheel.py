@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -21,13 +22,30 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _source_tree(dest: Path) -> Path:
+    """The files git would commit, copied to ``dest``: setuptools builds in-tree (``build/``)
+    and keeps files there that were since deleted, so a wheel built from the checkout itself
+    could carry modules the repository no longer has."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, check=True, capture_output=True,
+    ).stdout.decode().split("\0")  # fmt: skip
+    for name in filter(None, listed):
+        src = REPO / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    source = _source_tree(tmp_path_factory.mktemp("source"))
     # No build isolation: the venv's setuptools builds it, so the test needs no download.
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "--wheel-dir", str(out), str(REPO)],
+         "--wheel-dir", str(out), str(source)],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     (found,) = out.glob("xdetox-*.whl")

@@ -33,7 +33,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 # Pipelines and stages first, in the order `xdetox --help` lists them; any other
-# `pipelines/cli/*_commands.py` module (one per family of stages) registers itself after them.
+# `xdetox/cli/*_commands.py` module (one per family of stages) registers itself after them.
 _FIRST = ("pipeline_commands", "stage_commands", "cluster_commands")
 
 

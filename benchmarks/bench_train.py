@@ -97,15 +97,16 @@ def prepare_inputs(args: argparse.Namespace, workdir: Path) -> dict[str, str]:
     """Model folder, prepared toy pairs and the toy prompts (built once, shared by the cases)."""
     from xdetox.components.prepare_data.preference_data import prepare_pairs
     from xdetox.config import DataConfig
-    from xdetox.toy import ensure_toy_model, toy_prompts_path
+    from xdetox.models import TOY_MODEL, resolve_model
+    from xdetox.toy import toy_prompts_path
 
     if args.random_arch:
         model_dir = build_random_model(args.random_arch, workdir / args.random_arch)
         model_name = f"random {args.random_arch}"
     else:
-        model_dir, model_name = ensure_toy_model(progress=False), "toy GPT-2 (xdetox.toy)"
+        model_dir, model_name = resolve_model(TOY_MODEL), "toy GPT-2 (xdetox.toy)"
     pairs = workdir / "pairs"
-    prepare_pairs("toy", pairs, DataConfig(eval_fraction=0.0), tokenizer_dir=model_dir,
+    prepare_pairs("toy", pairs, DataConfig(eval_fraction=0.0), tokenizer_source=model_dir,
                   progress=False)  # fmt: skip
     return {"model": str(model_dir), "model_name": model_name, "pairs": str(pairs),
             "prompts": str(toy_prompts_path())}  # fmt: skip

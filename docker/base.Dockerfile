@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1.7
 # xdetox CPU image (ghcr.io/xdetox/xdetox:<version>): the package and its CPU dependencies, for
-# the components that need no GPU (data and prompt preparation, scoring, metrics, report).
+# the components that need no GPU (data and prompt preparation, scoring, report).
 # Build from the repository root:  docker/build.sh xdetox   (tag = pyproject's version).
 
 # ---- stage 1: build the package wheel --------------------------------------------------------

@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1.7
 # xdetox training image (ghcr.io/xdetox/xdetox-train:<version>): CUDA torch, DeepSpeed, TRL, PEFT,
-# bitsandbytes and accelerate plus the package, for the DPO training and adapter-merge components.
+# bitsandbytes and accelerate plus the package, for training, adapter merging, metrics (perplexity)
+# and the interpretability stages (components/images.py: STAGES).
 # Build from the repository root:  docker/build.sh xdetox-train   (tag = pyproject's version).
 
 # ---- stage 1: build the package wheel (pure Python, so any Python 3 builds it) ---------------

@@ -1,12 +1,14 @@
 """The detox pipeline: one function for KFP's local runner and for a Kubeflow cluster.
 
-load base model ─┬─ prepare preference data ── train (DPO…) ── merge ─┐
-                 └─ prepare prompts ─────────────────────────┤
-ParallelFor language: generate(base), generate(tuned) → score each → metrics(base vs tuned)
+base model (load, or import from gs://) ─┬─ prepare preference data (tokenizer only) ── train ─┐
+                                         └─ prepare prompts       (merge LoRA, unless full) ──┤
+ParallelFor language: evaluate-language (generate base and tuned → score → metrics)
 Collected metrics → report (metrics.csv, report.html, Markdown, aggregate Metrics)
+(second scorer: Collected scores → scorer agreement; interpret.run_in_detox: the interpret graph)
 
 Hyperparameters are pipeline parameters (small dicts validated inside each component), with
 the recipe's values as defaults; cluster settings are applied at compile time from the config.
+The settings in :data:`SHAPE_KEYS` decide the graph itself and are compiled in.
 """
 
 from typing import NamedTuple
@@ -15,47 +17,77 @@ from kfp import dsl
 from kfp.dsl import HTML, Dataset
 
 from xdetox.components.agreement.component import scorer_agreement
-from xdetox.components.generate.component import generate
-from xdetox.components.load_model.component import load_model
 from xdetox.components.merge.component import merge
-from xdetox.components.metrics.component import language_metrics
 from xdetox.components.prepare_data.component import prepare_data
 from xdetox.components.prepare_prompts.component import prepare_prompts
 from xdetox.components.report.component import report
-from xdetox.components.score.component import score
 from xdetox.components.train.component import train
 from xdetox.config import Config, to_params
+from xdetox.config.metrics import needs_reference_model
+from xdetox.pipelines.interpret import check_interpret_config
+from xdetox.pipelines.interpret_graph import build_interpret_graph
+from xdetox.pipelines.model_inputs import model_artifact
+from xdetox.pipelines.per_language import PAIRED, build_language_evaluation
+from xdetox.pipelines.recipe_params import data_params, is_external, uncached_stages
 from xdetox.pipelines.resources import task_configurer
+from xdetox.pipelines.shape_keys import ShapeKey, is_gcs
 from xdetox.records import BASE_LABEL
 
 PIPELINE_NAME = "xdetox-detox"
-# Scorers that call an external service can answer differently over time (and the Perspective
-# API stops serving after 2026): their results are not cached. Everything else here is
-# deterministic given its inputs (generation is seeded per sample), so KFP may reuse it.
-_EXTERNAL_SCORERS = {"perspective"}
+ONLINE_METHODS = ("ppo", "rloo", "grpo")  # learn from prompts and a reward, not pairs
+
+# The recipe settings the detox graph depends on (compiled in; ``--param`` cannot change them).
+SHAPE_KEYS = (
+    # the trainer, whether preference pairs are prepared, the tuned model's label
+    ShapeKey("training.method", "training", ("method",)),
+    # full fine-tuning writes the whole model: no merge task
+    ShapeKey("training.mode", "training", ("mode",), shape=lambda mode: mode == "full"),
+    # a second scorer adds score tasks and the agreement tasks
+    ShapeKey("scoring.agreement_with", "scoring", ("agreement_with",)),
+    # an external scorer's results are never cached
+    ShapeKey("scoring.scorer", "scoring", ("scorer",), shape=is_external),
+    # whether the metrics task reads the base model (perplexity under it, its tokenizer for
+    # distinct-n) or only the models the metrics section names
+    ShapeKey(
+        "metrics.perplexity_model / metrics.diversity_tokenizer",
+        "metrics_config",
+        shape=needs_reference_model,
+    ),
+    # a gs:// base model is imported, any other is loaded
+    ShapeKey("model.base", "base_model", shape=is_gcs),
+    # the interpret graph after the report (its settings are compiled in, not parameters)
+    ShapeKey("interpret.run_in_detox"),
+)
 
 
-def uncached_stages(config: Config) -> set[str]:
-    scorers = {config.scoring.scorer, config.scoring.agreement_with}
-    return {"score"} if scorers & _EXTERNAL_SCORERS else set()
+class DetoxOutputs(NamedTuple):
+    report: HTML
+    metrics: Dataset
 
 
-def data_params(config: Config) -> dict:
-    # Sources and languages are top-level pipeline parameters; the rest travels as one dict.
-    params = to_params(config.data)
-    for key in ("preference", "prompts", "languages"):
-        params.pop(key)
-    return params
+def merges_adapter(config: Config) -> bool:
+    """LoRA and QLoRA train an adapter, merged into the base for vLLM; full tuning does not."""
+    return config.training.mode != "full"
 
 
-def build_detox_pipeline(config: Config):
-    """Return the ``@dsl.pipeline`` function with ``config``'s values as parameter defaults."""
+def build_detox_pipeline(config: Config, *, local: bool = False):
+    """Return the ``@dsl.pipeline`` function with ``config``'s values as parameter defaults.
+
+    ``local``: for KFP's local runner (models are loaded, never imported from gs://).
+    """
     cluster = config.cluster
-    uncached = uncached_stages(config)
+    configure = task_configurer(cluster, uncached_stages(config))
     second = config.scoring.second_scorer()
     second_scoring = None if second is None else to_params(second)
     tuned_label = config.training.method  # the label the tuned model's rows carry
-    online = config.training.method in ("ppo", "rloo", "grpo")
+    evaluate_language = build_language_evaluation(
+        configure,
+        PAIRED,
+        second_scoring,
+        config.scoring.agreement_with or "",
+        reference_model=config.metrics.needs_reference_model(),
+    )
+    interpret_graph = _interpret_graph(config, configure)
     # KFP reads parameter defaults from the signature: the recipe's values go there.
     defaults = {
         "languages": list(config.data.languages),
@@ -67,8 +99,6 @@ def build_detox_pipeline(config: Config):
         "metrics": to_params(config.metrics),
         "run_info": {"name": config.name, "base_model": config.model.base},
     }
-
-    configure = task_configurer(cluster, uncached)
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
@@ -88,80 +118,45 @@ def build_detox_pipeline(config: Config):
         scoring: dict = defaults["scoring"],
         metrics_config: dict = defaults["metrics"],
         run_info: dict = defaults["run_info"],
-    ) -> NamedTuple("Outputs", report=HTML, metrics=Dataset):
-
-        base = configure(load_model(source=base_model), "load_model", "load base model")
-        if online:  # PPO, RLOO, GRPO learn from prompts and a reward, not preference pairs
-            pairs = None
-        else:
+    ) -> DetoxOutputs:
+        base = model_artifact(
+            configure, base_model, recipe_source=config.model.base, label=BASE_LABEL, local=local
+        )
+        train_inputs = {}
+        if config.training.method not in ONLINE_METHODS:
+            # The length filter needs only the tokenizer: read from the source, not the model.
             pairs = configure(
-                prepare_data(
-                    source=preference_data, data=data, tokenizer_model=base.outputs["model"]
-                ),
+                prepare_data(source=preference_data, data=data, tokenizer_source=base_model),
                 "prepare_data",
                 "prepare preference data",
             )
+            train_inputs["pairs"] = pairs.outputs["pairs"]
         prompts = configure(
             prepare_prompts(source=prompts_source, languages=languages, data=data),
             "prepare_prompts",
             "prepare prompts",
         )
-        train_inputs = {} if pairs is None else {"pairs": pairs.outputs["pairs"]}
-        tuned = configure(
-            train(
-                base_model=base.outputs["model"],
-                training=training,
-                rl=rl,
-                scoring=scoring,
-                **train_inputs,
-            ),
+        trained = configure(
+            train(base_model=base, training=training, rl=rl, scoring=scoring, **train_inputs),
             "train",
             f"train ({tuned_label})",
         )
-        merged = configure(
-            merge(base_model=base.outputs["model"], adapter=tuned.outputs["tuned"]),
-            "merge",
-            "merge LoRA",
-        )
+        tuned = trained.outputs["tuned"]  # full fine-tuning: already the whole model
+        if merges_adapter(config):
+            merged = configure(merge(base_model=base, adapter=tuned), "merge", "merge LoRA")
+            tuned = merged.outputs["merged"]
         with dsl.ParallelFor(languages, parallelism=cluster.parallelism) as language:
-            scored, rescored = {}, {}
-            for label, model in (
-                (BASE_LABEL, base.outputs["model"]),
-                (tuned_label, merged.outputs["merged"]),
-            ):
-                gen = configure(
-                    generate(
-                        model=model,
-                        prompts=prompts.outputs["prompts"],
-                        language=language,
-                        model_label=label,
-                        generation=generation,
-                    ),
-                    "generate",
-                    f"generate ({label})",
-                )
-                scored[label] = configure(
-                    score(generations=gen.outputs["generations"], scoring=scoring),
-                    "score",
-                    f"score ({label})",
-                )
-                if second_scoring is not None:
-                    rescored[label] = configure(
-                        score(generations=gen.outputs["generations"], scoring=second_scoring),
-                        "score",
-                        f"score ({label}, {config.scoring.agreement_with})",
-                    )
-            per_language = configure(
-                language_metrics(
-                    base_scores=scored[BASE_LABEL].outputs["scores"],
-                    tuned_scores=scored[tuned_label].outputs["scores"],
-                    reference_model=base.outputs["model"],
-                    language=language,
-                    metrics_config=metrics_config,
-                ),
-                "metrics",
-                "metrics",
-            )
+            per_language = evaluate_language(
+                base_model=base,
+                tuned_model=tuned,
+                prompts=prompts.outputs["prompts"],
+                base_label=BASE_LABEL,
+                tuned_label=tuned_label,
+                language=language,
+                generation=generation,
+                scoring=scoring,
+                metrics_config=metrics_config,
+            ).set_display_name("evaluate language")
         final = configure(
             report(
                 tables=dsl.Collected(per_language.outputs["table"]),
@@ -171,36 +166,52 @@ def build_detox_pipeline(config: Config):
             "report",
             "report",
         )
-        for label, second in rescored.items():
+        if second_scoring is not None:
             # How far the second scorer agrees with the first, per language (e.g. a classifier
             # against Perspective before the API's sunset).
-            configure(
-                scorer_agreement(
-                    scores_a=dsl.Collected(scored[label].outputs["scores"]),
-                    scores_b=dsl.Collected(second.outputs["scores"]),
-                    attribute="TOXICITY",
-                    threshold=config.metrics.threshold,
-                ),
-                "agreement",
-                f"scorer agreement ({label})",
-            )
-        if config.interpret.run_in_detox:
-            from xdetox.pipelines.interpret_branch import add_interpret_branch
-
-            add_interpret_branch(
-                config,
-                configure,
-                base_model=base.outputs["model"],
-                tuned_model=merged.outputs["merged"],
+            for role, label in zip(PAIRED, (BASE_LABEL, tuned_label), strict=True):
+                configure(
+                    scorer_agreement(
+                        scores_a=dsl.Collected(per_language.outputs[f"{role}_scores"]),
+                        scores_b=dsl.Collected(per_language.outputs[f"{role}_second_scores"]),
+                        attribute="TOXICITY",
+                        threshold=config.metrics.threshold,
+                    ),
+                    "agreement",
+                    f"scorer agreement ({label})",
+                )
+        if interpret_graph is not None:
+            ic = config.interpret
+            interpret_graph(
+                base_model=base,
+                tuned_model=tuned,
                 tuned_label=tuned_label,
                 prompts=prompts.outputs["prompts"],
-                metrics_csv=final.outputs["metrics_csv"],
+                metrics_table=final.outputs["metrics_csv"],
                 languages=languages,
+                probe_data=ic.probe_data,
+                probe_test_data=ic.probe_test_data or "",
+                parallel_data=ic.parallel_data,
+                probe_config=to_params(ic.probe),
+                value_vector_config=to_params(ic.value_vectors),
+                intervention_config=to_params(ic.intervention),
+                activation_config=to_params(ic.activations),
+                alignment_config=to_params(ic.alignment),
                 generation=generation,
                 scoring=scoring,
                 run_info=run_info,
-            )
-        outputs = NamedTuple("Outputs", report=HTML, metrics=Dataset)  # noqa: UP014
-        return outputs(report=final.outputs["html"], metrics=final.outputs["metrics_csv"])
+            ).set_display_name("interpret")
+        return DetoxOutputs(report=final.outputs["html"], metrics=final.outputs["metrics_csv"])
 
     return detox_pipeline
+
+
+def _interpret_graph(config: Config, configure):
+    """The interpret graph for ``interpret.run_in_detox``, fed by this run's models and
+    metrics (so its settings are compiled in), or None."""
+    if not config.interpret.run_in_detox:
+        return None
+    check_interpret_config(config)
+    return build_interpret_graph(
+        configure, tuned=True, metrics="table", parallelism=config.cluster.parallelism
+    )

@@ -1,7 +1,7 @@
 """The evaluation pipeline, for schedules: measure one model per language, compare to a baseline.
 
-load model ─┬─ prepare prompts
-ParallelFor language: generate → score → metrics
+model (load, or import from gs://) ─┬─ prepare prompts
+ParallelFor language: evaluate-language (generate → score → metrics), as in the detox pipeline
 Collected → report → compare with baseline → (regression and fail_on_regression) → fail the run
 
 A nightly schedule (``xdetox schedule --pipeline eval``) that fails when a language regressed
@@ -13,24 +13,61 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import HTML, Dataset
 
+from xdetox.components.agreement.component import scorer_agreement
 from xdetox.components.compare.component import compare_with_baseline, fail_run
-from xdetox.components.generate.component import generate
-from xdetox.components.load_model.component import load_model
-from xdetox.components.metrics.component import model_metrics
 from xdetox.components.prepare_prompts.component import prepare_prompts
 from xdetox.components.report.component import report
-from xdetox.components.score.component import score
 from xdetox.config import Config, to_params
-from xdetox.pipelines.detox import data_params, uncached_stages
+from xdetox.config.metrics import needs_reference_model
+from xdetox.pipelines.model_inputs import model_artifact
+from xdetox.pipelines.per_language import SINGLE, build_language_evaluation
+from xdetox.pipelines.recipe_params import data_params, is_external, uncached_stages
 from xdetox.pipelines.resources import task_configurer
+from xdetox.pipelines.shape_keys import ShapeKey, is_gcs
 
 PIPELINE_NAME = "xdetox-eval"
 
+# The recipe settings the eval graph depends on (compiled in; ``--param`` cannot change them).
+SHAPE_KEYS = (
+    # a gs:// model is imported, any other is loaded
+    ShapeKey("evaluation.model", "model", shape=is_gcs),
+    # a second scorer adds score tasks and the agreement task
+    ShapeKey("scoring.agreement_with", "scoring", ("agreement_with",)),
+    # an external scorer's results are never cached
+    ShapeKey("scoring.scorer", "scoring", ("scorer",), shape=is_external),
+    # whether the metrics task reads the evaluated model (perplexity under it, its tokenizer
+    # for distinct-n) or only the models the metrics section names
+    ShapeKey(
+        "metrics.perplexity_model / metrics.diversity_tokenizer",
+        "metrics_config",
+        shape=needs_reference_model,
+    ),
+)
 
-def build_eval_pipeline(config: Config):
-    """Return the eval ``@dsl.pipeline`` function with ``config``'s values as defaults."""
+
+class EvalOutputs(NamedTuple):
+    report: HTML
+    metrics: Dataset
+    comparison: HTML
+
+
+def build_eval_pipeline(config: Config, *, local: bool = False):
+    """Return the eval ``@dsl.pipeline`` function with ``config``'s values as defaults.
+
+    ``local``: for KFP's local runner (models are loaded, never imported from gs://).
+    """
     cluster = config.cluster
-    uncached = uncached_stages(config) | {"compare"}  # the baseline may change between runs
+    # The baseline may change between runs: the comparison is never cached.
+    configure = task_configurer(cluster, uncached_stages(config) | {"compare"})
+    second = config.scoring.second_scorer()
+    second_scoring = None if second is None else to_params(second)
+    evaluate_language = build_language_evaluation(
+        configure,
+        SINGLE,
+        second_scoring,
+        config.scoring.agreement_with or "",
+        reference_model=config.metrics.needs_reference_model(),
+    )
     evaluation = config.evaluation
     defaults = {
         "languages": list(config.data.languages),
@@ -41,8 +78,6 @@ def build_eval_pipeline(config: Config):
         "evaluation": to_params(evaluation),
         "run_info": {"name": config.name, "model": evaluation.model, "pipeline": "eval"},
     }
-
-    configure = task_configurer(cluster, uncached)
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
@@ -60,39 +95,26 @@ def build_eval_pipeline(config: Config):
         metrics_config: dict = defaults["metrics"],
         evaluation: dict = defaults["evaluation"],
         run_info: dict = defaults["run_info"],
-    ) -> NamedTuple("Outputs", report=HTML, metrics=Dataset, comparison=HTML):
-        loaded = configure(load_model(source=model), "load_model", "load model")
+    ) -> EvalOutputs:
+        loaded = model_artifact(
+            configure, model, recipe_source=config.evaluation.model,
+            label=config.evaluation.label, local=local,
+        )  # fmt: skip
         prompts = configure(
             prepare_prompts(source=prompts_source, languages=languages, data=data),
             "prepare_prompts",
             "prepare prompts",
         )
         with dsl.ParallelFor(languages, parallelism=cluster.parallelism) as language:
-            gen = configure(
-                generate(
-                    model=loaded.outputs["model"],
-                    prompts=prompts.outputs["prompts"],
-                    language=language,
-                    model_label=model_label,
-                    generation=generation,
-                ),
-                "generate",
-                "generate",
-            )
-            scored = configure(
-                score(generations=gen.outputs["generations"], scoring=scoring), "score", "score"
-            )
-            # Perplexity under the evaluated model itself: there is no separate base here.
-            per_language = configure(
-                model_metrics(
-                    scores=scored.outputs["scores"],
-                    reference_model=loaded.outputs["model"],
-                    language=language,
-                    metrics_config=metrics_config,
-                ),
-                "metrics",
-                "metrics",
-            )
+            per_language = evaluate_language(
+                evaluated_model=loaded,
+                prompts=prompts.outputs["prompts"],
+                evaluated_label=model_label,
+                language=language,
+                generation=generation,
+                scoring=scoring,
+                metrics_config=metrics_config,
+            ).set_display_name("evaluate language")
         final = configure(
             report(
                 tables=dsl.Collected(per_language.outputs["table"]),
@@ -102,6 +124,17 @@ def build_eval_pipeline(config: Config):
             "report",
             "report",
         )
+        if second_scoring is not None:
+            configure(
+                scorer_agreement(
+                    scores_a=dsl.Collected(per_language.outputs["evaluated_scores"]),
+                    scores_b=dsl.Collected(per_language.outputs["evaluated_second_scores"]),
+                    attribute="TOXICITY",
+                    threshold=config.metrics.threshold,
+                ),
+                "agreement",
+                "scorer agreement",
+            )
         check = configure(
             compare_with_baseline(metrics_csv=final.outputs["metrics_csv"], evaluation=evaluation),
             "compare",
@@ -111,8 +144,7 @@ def build_eval_pipeline(config: Config):
             configure(
                 fail_run(comparison=check.outputs["comparison"]), "compare", "fail: regression"
             )
-        outputs = NamedTuple("Outputs", report=HTML, metrics=Dataset, comparison=HTML)  # noqa: UP014
-        return outputs(
+        return EvalOutputs(
             report=final.outputs["html"],
             metrics=final.outputs["metrics_csv"],
             comparison=check.outputs["report"],

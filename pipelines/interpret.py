@@ -1,40 +1,24 @@
 """The interpret pipeline: why does English detoxification carry over to other languages?
 
-load base model, prepare prompts
-  → probe (toxic vs non-toxic, Jigsaw format) → toxic value vectors (English prompts)
-  → ParallelFor language: intervention sweep (offsets on the neurons, generate, score)
-  → Collected sweeps joined into one table and plot
-  → activations of the neurons per language: base (and tuned, if the recipe names one)
-  → cross-lingual alignment of the base model (correlated with the toxicity drop, if given)
-  → report (HTML with every plot, Markdown)
+base model (and tuned, if the recipe names one): load, or import from gs://; prepare prompts
+  → the interpret graph (:mod:`xdetox.pipelines.interpret_graph`, shared with the detox
+    pipeline's ``interpret.run_in_detox`` branch): probe → value vectors → ParallelFor
+    intervention sweep → combine → activations → alignment → report
 
-XG §5 (REFERENCE.md). Hyperparameters are pipeline parameters (one dict per stage, validated
-inside each component) with the recipe's values as defaults; cluster settings apply at compile
-time. Whether a tuned model is compared with the base is decided at compile time by
-``interpret.tuned_model``: KFP's local runner cannot join the outputs of conditional branches
-(``dsl.OneOf``), so the pipeline has a ``tuned_model`` parameter only when the recipe names one.
+XG's analysis (Li, Yong & Bach 2024). Hyperparameters are pipeline parameters (one dict per stage,
+validated inside each component) with the recipe's values as defaults; cluster settings apply
+at compile time. Whether a tuned model is compared with the base is decided at compile time by
+``interpret.tuned_model`` (one of :data:`SHAPE_KEYS`): KFP's local runner cannot join the
+outputs of conditional branches (``dsl.OneOf``), so the pipeline has a ``tuned_model``
+parameter only when the recipe names one.
 """
 
 import inspect
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from kfp import dsl
-from kfp.dsl import HTML, Markdown
 from pydantic import BaseModel
 
-from xdetox.components.interpret.component import (
-    combine_interventions,
-    find_value_vectors,
-    interpret_report,
-    intervene,
-    measure_activations,
-    measure_alignment,
-    train_probe,
-)
-from xdetox.components.load_model.component import load_model
 from xdetox.components.prepare_prompts.component import prepare_prompts
 from xdetox.components.prepare_prompts.languages import normalise_language
 from xdetox.config import (
@@ -49,20 +33,30 @@ from xdetox.config import (
     ValueVectorConfig,
     to_params,
 )
-from xdetox.errors import ConfigError, XdetoxError
-from xdetox.pipelines.local_run import (
-    executor_outputs,
-    first_line,
-    init_local_runner,
-    link_dir,
-    link_file,
+from xdetox.errors import ConfigError
+from xdetox.pipelines.interpret_graph import (
+    STAGE_PARAMETERS,
+    InterpretOutputs,
+    build_interpret_graph,
 )
+from xdetox.pipelines.model_inputs import model_artifact
+from xdetox.pipelines.recipe_params import data_params, is_external, uncached_stages
 from xdetox.pipelines.resources import task_configurer
+from xdetox.pipelines.shape_keys import ShapeKey, is_gcs
 from xdetox.records import BASE_LABEL
 
 PIPELINE_NAME = "xdetox-interpret"
-# Scorers that call an external service may answer differently over time: not cached.
-_EXTERNAL_SCORERS = {"perspective"}
+
+# The recipe settings the interpret graph depends on (compiled in; ``--param`` cannot change
+# them). Without interpret.tuned_model there is no ``tuned_model`` parameter at all.
+SHAPE_KEYS = (
+    # a gs:// model is imported, any other is loaded
+    ShapeKey("model.base", "base_model", shape=is_gcs),
+    # a second model for the activations (its presence), imported when on gs://
+    ShapeKey("interpret.tuned_model", "tuned_model", shape=is_gcs),
+    # an external scorer's results (the sweep's) are never cached
+    ShapeKey("scoring.scorer", "scoring", ("scorer",), shape=is_external),
+)
 
 
 # The config section behind each dict parameter (``xdetox submit --param`` validates with it).
@@ -76,11 +70,6 @@ INTERPRET_PARAMETER_SECTIONS: dict[str, type[BaseModel]] = {
     "generation": GenerationConfig,
     "scoring": ScoringConfig,
 }
-
-
-class InterpretOutputs(NamedTuple):
-    report: HTML
-    markdown: Markdown
 
 
 def interpret_languages(config: Config) -> list[str]:
@@ -103,14 +92,6 @@ def interpret_languages(config: Config) -> list[str]:
     return languages
 
 
-def _data_params(config: Config) -> dict:
-    # Source and languages are top-level pipeline parameters; the rest travels as one dict.
-    params = to_params(config.data)
-    for key in ("preference", "prompts", "languages"):
-        params.pop(key)
-    return params
-
-
 def pipeline_defaults(config: Config) -> dict[str, tuple[type, Any]]:
     """Pipeline parameters in order: name → (type, default from the recipe)."""
     interpret = config.interpret
@@ -126,7 +107,7 @@ def pipeline_defaults(config: Config) -> dict[str, tuple[type, Any]]:
             "parallel_data": (str, interpret.parallel_data),
             # metrics.csv of a detox run (path or gs://); "" = no correlation with the drop.
             "metrics_csv": (str, interpret.metrics or ""),
-            "data": (dict, _data_params(config)),
+            "data": (dict, data_params(config)),
             "probe_config": (dict, to_params(interpret.probe)),
             "value_vector_config": (dict, to_params(interpret.value_vectors)),
             "intervention_config": (dict, to_params(interpret.intervention)),
@@ -147,105 +128,55 @@ def check_interpret_config(config: Config) -> None:
         raise ConfigError(f"interpret.tuned_label: {BASE_LABEL!r} is the base model's label")
 
 
-def build_interpret_pipeline(config: Config):
-    """Return the ``@dsl.pipeline`` function with ``config``'s values as parameter defaults."""
+def build_interpret_pipeline(config: Config, *, local: bool = False):
+    """Return the ``@dsl.pipeline`` function with ``config``'s values as parameter defaults.
+
+    ``local``: for KFP's local runner (models are loaded, never imported from gs://).
+    """
     check_interpret_config(config)
     cluster = config.cluster
-    uncached = {"intervene"} if config.scoring.scorer in _EXTERNAL_SCORERS else set()
-    tuned_label = config.interpret.tuned_label
+    interpret = config.interpret
+    configure = task_configurer(cluster, uncached_stages(config))
+    tuned = interpret.tuned_model is not None
+    graph = build_interpret_graph(
+        configure, tuned=tuned, metrics="source", parallelism=cluster.parallelism
+    )
     params = pipeline_defaults(config)
     names = list(params)
-
-    configure = task_configurer(cluster, uncached)
 
     def interpret_pipeline(*args):
         # KFP calls the pipeline function positionally with one channel per parameter of its
         # signature (set below), so the optional ``tuned_model`` parameter needs no second copy.
         p = dict(zip(names, args, strict=True))
-        base = configure(load_model(source=p["base_model"]), "load_model", "load base model")
+        base = model_artifact(
+            configure, p["base_model"], recipe_source=config.model.base, label=BASE_LABEL,
+            local=local,
+        )  # fmt: skip
         prompts = configure(
             prepare_prompts(source=p["prompts_source"], languages=p["languages"], data=p["data"]),
             "prepare_prompts",
             "prepare prompts",
         )
-        probe = configure(
-            train_probe(
-                model=base.outputs["model"],
-                data_source=p["probe_data"],
-                probe_config=p["probe_config"],
-                test_source=p["probe_test_data"],
-            ),
-            "probe",
-            "toxicity probe",
-        )
-        vectors = configure(
-            find_value_vectors(
-                model=base.outputs["model"],
-                probe=probe.outputs["probe"],
-                prompts=prompts.outputs["prompts"],
-                value_vector_config=p["value_vector_config"],
-            ),
-            "value_vectors",
-            "toxic value vectors",
-        )
-        with dsl.ParallelFor(p["languages"], parallelism=cluster.parallelism) as language:
-            sweep = configure(
-                intervene(
-                    model=base.outputs["model"],
-                    neurons=vectors.outputs["table"],
-                    prompts=prompts.outputs["prompts"],
-                    language=language,
-                    intervention_config=p["intervention_config"],
-                    generation=p["generation"],
-                    scoring=p["scoring"],
-                ),
-                "intervene",
-                "intervention sweep",
-            )
-        combined = configure(
-            combine_interventions(parts=dsl.Collected(sweep.outputs["results"])),
-            "interpret_report",
-            "combine sweeps",
-        )
         models: dict[str, Any] = {}
-        if "tuned_model" in p:
-            tuned = configure(load_model(source=p["tuned_model"]), "load_model", "load tuned model")
-            models = {"tuned_model": tuned.outputs["model"], "tuned_label": tuned_label}
-        activations = configure(
-            measure_activations(
-                base_model=base.outputs["model"],
-                neurons=vectors.outputs["table"],
-                prompts=prompts.outputs["prompts"],
-                activation_config=p["activation_config"],
-                base_label=BASE_LABEL,
-                **models,
-            ),
-            "activations",
-            "activations before/after" if models else "activations (base)",
-        )
-        alignment = configure(
-            measure_alignment(
-                model=base.outputs["model"],
-                pairs_source=p["parallel_data"],
-                alignment_config=p["alignment_config"],
-                metrics_source=p["metrics_csv"],
-            ),
-            "alignment",
-            "cross-lingual alignment",
-        )
-        report = configure(
-            interpret_report(
-                probe=probe.outputs["probe"],
-                value_vectors=vectors.outputs["results"],
-                intervention=combined.outputs["results"],
-                activations=activations.outputs["results"],
-                alignment=alignment.outputs["results"],
-                run_info=p["run_info"],
-            ),
-            "interpret_report",
-            "report",
-        )
-        return InterpretOutputs(report=report.outputs["html"], markdown=report.outputs["markdown"])
+        if tuned:
+            models["tuned_model"] = model_artifact(
+                configure, p["tuned_model"], recipe_source=interpret.tuned_model,
+                label="tuned", local=local,
+            )  # fmt: skip
+            models["tuned_label"] = interpret.tuned_label
+        result = graph(
+            base_model=base,
+            prompts=prompts.outputs["prompts"],
+            metrics_source=p["metrics_csv"],
+            languages=p["languages"],
+            probe_data=p["probe_data"],
+            probe_test_data=p["probe_test_data"],
+            parallel_data=p["parallel_data"],
+            **{name: p[name] for name in STAGE_PARAMETERS},
+            **models,
+        ).set_display_name("interpret")
+        outputs = result.outputs
+        return InterpretOutputs(report=outputs["report"], markdown=outputs["markdown"])
 
     interpret_pipeline.__signature__ = inspect.Signature(
         [
@@ -267,65 +198,3 @@ def build_interpret_pipeline(config: Config):
     )(interpret_pipeline)
 
 
-# --- Local runs -------------------------------------------------------------------------------
-
-# KFP task name → folder name in the run folder (the stage's results).
-STAGE_FOLDERS = {
-    ("train-probe", "probe"): "probe",
-    ("find-value-vectors", "results"): "value_vectors",
-    ("combine-interventions", "results"): "intervention",
-    ("measure-activations", "results"): "activations",
-    ("measure-alignment", "results"): "alignment",
-}
-REPORT_FILES = {("interpret-report", "html"): "report.html",
-                ("interpret-report", "markdown"): "report.md"}  # fmt: skip
-MODEL_FOLDERS = {"load-model": "base", "load-model-2": "tuned"}
-
-
-@dataclass
-class InterpretRun:
-    run_dir: Path
-    report: Path
-    markdown: Path
-    seconds: float
-    files: dict[str, Path] = field(default_factory=dict)
-
-
-def organise_interpret_run(run_dir: Path, kfp_root: Path) -> dict[str, Path]:
-    """Link the report and each stage's folder from KFP's task folders into ``run_dir``."""
-    files: dict[str, Path] = {}
-    for task, output, artifact in executor_outputs(kfp_root):
-        uri = Path(artifact.get("uri", ""))
-        if (task, output) in REPORT_FILES and uri.is_file():
-            dest = run_dir / REPORT_FILES[(task, output)]
-            link_file(uri, dest)
-        elif (task, output) in STAGE_FOLDERS and uri.is_dir():
-            dest = run_dir / STAGE_FOLDERS[(task, output)]
-            link_dir(uri, dest)
-        elif task in MODEL_FOLDERS and output == "model" and uri.is_dir():
-            dest = run_dir / "models" / MODEL_FOLDERS[task]
-            link_dir(uri, dest)
-        else:
-            continue
-        files[str(dest.relative_to(run_dir))] = dest
-    return files
-
-
-def run_interpret_local(config: Config, run_dir: str | Path) -> InterpretRun:
-    """Run the interpret pipeline with KFP's SubprocessRunner in this interpreter (as
-    :func:`xdetox.pipelines.local_run.run_local` runs the detox pipeline) and lay out ``run_dir``:
-    ``report.html``, ``report.md``, one folder per stage, ``models/``, and ``kfp/``."""
-    pipeline = build_interpret_pipeline(config)  # config errors before anything is written
-    run_dir = Path(run_dir).resolve()
-    kfp_root = init_local_runner(run_dir)
-    start = time.monotonic()
-    try:
-        pipeline()
-    except RuntimeError as exc:  # kfp.local: a task failed; its log went to the console
-        organise_interpret_run(run_dir, kfp_root)
-        raise XdetoxError(
-            f"local interpret run failed: {first_line(exc)}; task folders in {kfp_root}"
-        ) from None
-    seconds = time.monotonic() - start
-    files = organise_interpret_run(run_dir, kfp_root)
-    return InterpretRun(run_dir, run_dir / "report.html", run_dir / "report.md", seconds, files)

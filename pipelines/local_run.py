@@ -1,9 +1,22 @@
 """Run a pipeline on KFP's local runner and lay its outputs out as one readable run folder.
 
-KFP writes each task's artifacts under ``<run>/kfp/<pipeline-run>/<task>/<output>``. After the
-run we link the ones people open (models, generations, scores, metrics.csv, report.html) into
-``<run>/`` by name; hard links for files, relative symlinks for model folders, so nothing is
-copied twice and the folder can be moved as a whole.
+KFP's SubprocessRunner ("Execute KFP pipelines locally",
+https://www.kubeflow.org/docs/components/pipelines/user-guides/core-functions/execute-kfp-pipelines-locally/)
+writes each task's artifacts under ``<run>/kfp/<pipeline-run>/[<loop>-iteration-<i>/]<task>/``,
+named after KFP-generated task names that change whenever the graph does. The run folder is
+instead laid out from what each artifact says it is: the ``xdetox_kind`` the components write
+into ``artifact.metadata`` (with ``model``, ``language``, ``format``), read back from each
+task's ``executor_output.json``. Files are hard-linked and folders symlinked (relative), so
+nothing is copied twice and the folder can be moved as a whole:
+
+    report.html  report.md  metrics.csv          (detox, eval)
+    comparison.html  comparison.csv               (eval)
+    generations/<model>_<language>.jsonl
+    scores/<model>_<language>.jsonl               (second scorer: <model>_<language>.<scorer>.jsonl)
+    models/<label>  models/<method>-adapter
+    probe/ value_vectors/ intervention/ activations/ alignment/ report.html report.md
+                                                   (interpret; under interpret/ in a detox run)
+    kfp/                                           (KFP's own task folders)
 """
 
 from __future__ import annotations
@@ -12,33 +25,60 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kfp import local
 
 from xdetox.config import Config
 from xdetox.errors import XdetoxError
 
-# kfp.local's SubprocessRunner runs at most this many ParallelFor iterations at once.
+# kfp.local's SubprocessRunner runs at most this many ParallelFor iterations at once (its
+# ParallelExecutor caps every loop at 2 threads).
 _LOCAL_PARALLEL_TASKS = 2
-# (KFP task name, output name) → file name in the run folder.
-_REPORT_FILES = {
-    ("report", "html"): "report.html",
-    ("report", "metrics_csv"): "metrics.csv",
-    ("report", "markdown"): "report.md",
-    ("compare-with-baseline", "report"): "comparison.html",
-    ("compare-with-baseline", "comparison"): "comparison.csv",
+REPORT_FILES = {"html": "report.html", "markdown": "report.md"}
+COMPARISON_FILES = {"html": "comparison.html", "csv": "comparison.csv"}
+# xdetox_kind of an interpret stage's results folder → its folder in the run folder.
+INTERPRET_FOLDERS = {
+    "probe": "probe",
+    "value_vectors": "value_vectors",
+    "intervention": "intervention",  # the joined sweep (per-language parts stay in kfp/)
+    "activations": "activations",
+    "alignment": "alignment",
 }
+ADAPTER_MODES = ("lora", "qlora")
 
 
 @dataclass
 class LocalRun:
     run_dir: Path
     report: Path
-    metrics_csv: Path
+    markdown: Path
+    metrics_csv: Path | None  # None for the interpret pipeline
     seconds: float
     files: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What the run folder needs to know beyond the artifacts' own metadata."""
+
+    # a loaded model's source → its folder under models/ (load_model records the source only)
+    model_labels: dict[str, str]
+    primary_scorer: str  # scores by another scorer (agreement_with) get the scorer's name
+    interpret_dir: str  # "" for the interpret pipeline, "interpret" inside a detox run
+
+
+def layout_for(config: Config, pipeline: str) -> Layout:
+    if pipeline == "eval":
+        labels = {config.evaluation.model: config.evaluation.label}
+    else:
+        labels = {config.model.base: "base"}
+        if pipeline == "interpret" and config.interpret.tuned_model:
+            labels[config.interpret.tuned_model] = "tuned"
+    return Layout(labels, config.scoring.scorer, "" if pipeline == "interpret" else "interpret")
 
 
 def link_file(src: Path, dest: Path) -> None:
@@ -59,7 +99,8 @@ def link_dir(src: Path, dest: Path) -> None:
     dest.symlink_to(os.path.relpath(src, dest.parent), target_is_directory=True)
 
 
-def executor_outputs(kfp_root: Path):
+def executor_outputs(kfp_root: Path) -> Iterator[tuple[str, str, dict]]:
+    """(task folder, output name, artifact) for every artifact a task wrote."""
     for path in sorted(kfp_root.rglob("executor_output.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
         for name, entry in (data.get("artifacts") or {}).items():
@@ -67,41 +108,57 @@ def executor_outputs(kfp_root: Path):
                 yield path.parent.name, name, artifact
 
 
-def organise_run_folder(
-    run_dir: Path, kfp_root: Path, model_names: dict[str, str]
-) -> dict[str, Path]:
-    """Link models, generations, scores and reports from KFP's task folders into ``run_dir``.
+def _scores_name(meta: dict[str, Any], primary_scorer: str) -> str:
+    name = f"{meta.get('model')}_{meta.get('language')}"
+    # Scorer ids start with the scorer's kind ("classifier-…", "perspective-…").
+    scorer = str(meta.get("scorer", ""))
+    if scorer and not scorer.startswith(primary_scorer):
+        name += f".{scorer.split('-')[0]}"
+    return f"{name}.jsonl"
 
-    ``model_names`` maps a KFP task name (``load-model``, ``dpo``, ``merge``) to the folder name
-    its model gets under ``models/``.
-    """
+
+def run_folder_path(meta: dict[str, Any], is_dir: bool, layout: Layout) -> str | None:
+    """Where an artifact with ``meta`` goes in the run folder (relative), or None."""
+    kind, fmt = meta.get("xdetox_kind"), meta.get("format")
+    if is_dir:
+        if kind == "model":
+            label = meta.get("model") or layout.model_labels.get(meta.get("source", ""))
+            return f"models/{label}" if label else None
+        if kind == "trained":
+            adapter = meta.get("mode") in ADAPTER_MODES
+            return f"models/{meta.get('method')}" + ("-adapter" if adapter else "")
+        if kind in INTERPRET_FOLDERS:
+            return os.path.join(layout.interpret_dir, INTERPRET_FOLDERS[kind])
+        return None
+    if kind == "generations":
+        return f"generations/{meta.get('model')}_{meta.get('language')}.jsonl"
+    if kind == "scores":
+        return f"scores/{_scores_name(meta, layout.primary_scorer)}"
+    if kind == "metrics_all":
+        return "metrics.csv"
+    if kind == "report" and fmt in REPORT_FILES:
+        return REPORT_FILES[fmt]
+    if kind == "comparison" and fmt in COMPARISON_FILES:
+        return COMPARISON_FILES[fmt]
+    if kind == "interpret_report" and fmt in REPORT_FILES:
+        return os.path.join(layout.interpret_dir, REPORT_FILES[fmt])
+    return None
+
+
+def organise_run_folder(run_dir: Path, kfp_root: Path, layout: Layout) -> dict[str, Path]:
+    """Link every artifact the run folder shows from KFP's task folders into ``run_dir``."""
     files: dict[str, Path] = {}
-    for task, output, artifact in executor_outputs(kfp_root):
+    for _task, _output, artifact in executor_outputs(kfp_root):
         uri = Path(artifact.get("uri", ""))
-        meta = artifact.get("metadata") or {}
-        kind = meta.get("xdetox_kind")
-        if kind in ("generations", "scores") and uri.is_file():
-            dest = run_dir / kind / f"{meta.get('model')}_{meta.get('language')}.jsonl"
-        elif (task, output) in _REPORT_FILES and uri.is_file():
-            dest = run_dir / _REPORT_FILES[(task, output)]
-        elif task in model_names and uri.is_dir():
-            dest = run_dir / "models" / model_names[task]
-            link_dir(uri, dest)
-            files[f"models/{dest.name}"] = dest
+        if not uri.exists():
             continue
-        else:
+        relative = run_folder_path(artifact.get("metadata") or {}, uri.is_dir(), layout)
+        if relative is None:
             continue
-        link_file(uri, dest)
-        files[str(dest.relative_to(run_dir))] = dest
+        dest = run_dir / relative
+        (link_dir if uri.is_dir() else link_file)(uri, dest)
+        files[relative] = dest
     return files
-
-
-def _model_names(config: Config, pipeline: str) -> dict[str, str]:
-    if pipeline == "eval":
-        return {"load-model": config.evaluation.label}
-    method = config.training.method
-    trained = f"{method}-adapter" if config.training.mode in ("lora", "qlora") else f"{method}-raw"
-    return {"load-model": "base", "train": trained, "merge": method}
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -143,19 +200,23 @@ def init_local_runner(run_dir: Path) -> Path:
     return kfp_root
 
 
-def run_local(config: Config, run_dir: str | Path, pipeline: str = "detox") -> LocalRun:
-    """Run a pipeline (``detox`` or ``eval``) with KFP's SubprocessRunner in this interpreter."""
-    from xdetox.pipelines.registry import get_pipeline_factory
-
-    factory = get_pipeline_factory(pipeline)
+def run_local(
+    config: Config, run_dir: str | Path, pipeline: str, factory: Callable[..., Any]
+) -> LocalRun:
+    """Run pipeline ``pipeline`` (``detox``, ``eval`` or ``interpret``; ``factory`` builds it,
+    see :mod:`xdetox.pipelines.registry`) with KFP's SubprocessRunner in this interpreter and
+    lay out ``run_dir`` (see the module docstring)."""
+    # Build first: a config error leaves nothing behind.
+    built = factory(config, local=True)
+    layout = layout_for(config, pipeline)
     run_dir = Path(run_dir).resolve()
     kfp_root = init_local_runner(run_dir)
     start = time.monotonic()
     try:
-        factory(config)()
-    except RuntimeError as exc:
+        built()
+    except RuntimeError as exc:  # kfp.local: a task failed; its log went to the console
         # Keep what the finished tasks produced (e.g. the regression report of a failed eval).
-        organise_run_folder(run_dir, kfp_root, _model_names(config, pipeline))
+        organise_run_folder(run_dir, kfp_root, layout)
         regressed = _regressions(run_dir)
         if regressed:
             raise XdetoxError(
@@ -166,5 +227,8 @@ def run_local(config: Config, run_dir: str | Path, pipeline: str = "detox") -> L
             f"local {pipeline} run failed: {first_line(exc)}; task folders in {kfp_root}"
         ) from None
     seconds = time.monotonic() - start
-    files = organise_run_folder(run_dir, kfp_root, _model_names(config, pipeline))
-    return LocalRun(run_dir, run_dir / "report.html", run_dir / "metrics.csv", seconds, files)
+    files = organise_run_folder(run_dir, kfp_root, layout)
+    metrics_csv = None if pipeline == "interpret" else run_dir / "metrics.csv"
+    return LocalRun(
+        run_dir, run_dir / "report.html", run_dir / "report.md", metrics_csv, seconds, files
+    )

@@ -13,7 +13,6 @@ from typing import Any
 from pydantic import BaseModel
 
 from xdetox.config import (
-    Config,
     DataConfig,
     EvaluationConfig,
     GenerationConfig,
@@ -23,11 +22,16 @@ from xdetox.config import (
     TrainingConfig,
 )
 from xdetox.errors import ConfigError
+from xdetox.pipelines.detox import SHAPE_KEYS as DETOX_SHAPE_KEYS
 from xdetox.pipelines.detox import build_detox_pipeline
+from xdetox.pipelines.eval import SHAPE_KEYS as EVAL_SHAPE_KEYS
 from xdetox.pipelines.eval import build_eval_pipeline
 from xdetox.pipelines.interpret import INTERPRET_PARAMETER_SECTIONS, build_interpret_pipeline
+from xdetox.pipelines.interpret import SHAPE_KEYS as INTERPRET_SHAPE_KEYS
+from xdetox.pipelines.shape_keys import ShapeKey
 
-PIPELINES: dict[str, Callable[[Config], Any]] = {
+# name → factory(config, *, local=False): the ``@dsl.pipeline`` function for that recipe.
+PIPELINES: dict[str, Callable[..., Any]] = {
     "detox": build_detox_pipeline,
     "eval": build_eval_pipeline,
     "interpret": build_interpret_pipeline,
@@ -54,8 +58,15 @@ PARAMETER_SECTIONS: dict[str, dict[str, type[BaseModel]]] = {
     "interpret": INTERPRET_PARAMETER_SECTIONS,
 }
 
+# The settings each graph depends on: compiled in, refused by ``--param`` (shape_keys.py).
+SHAPE_KEYS: dict[str, tuple[ShapeKey, ...]] = {
+    "detox": DETOX_SHAPE_KEYS,
+    "eval": EVAL_SHAPE_KEYS,
+    "interpret": INTERPRET_SHAPE_KEYS,
+}
 
-def get_pipeline_factory(name: str) -> Callable[[Config], Any]:
+
+def get_pipeline_factory(name: str) -> Callable[..., Any]:
     """The factory registered as ``name``; unknown names list the known ones."""
     try:
         return PIPELINES[name]

@@ -7,12 +7,15 @@ A dict parameter (``training``, ``generation`` …) is sent whole by KFP, so a p
 silently drop the recipe's other keys in favour of code defaults. Dotted names and mappings are
 therefore merged over the version's default: ``--param training.beta=0.2`` changes only beta.
 Where the registry knows the config section behind a dict parameter, the merged value is
-validated with it, so a typo fails here rather than hours later on the cluster.
+validated with it, so a typo fails here rather than hours later on the cluster. A value that
+would need another graph (a pipeline's shape keys, :mod:`xdetox.pipelines.shape_keys`) is
+refused: those settings are compiled in.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -20,6 +23,7 @@ from pydantic import BaseModel
 
 from xdetox.config import validate_section
 from xdetox.errors import ConfigError
+from xdetox.pipelines.shape_keys import ShapeKey, check_shape
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "STRING": (str,),
@@ -79,6 +83,7 @@ def parse_params(
     items: list[str],
     spec: dict,
     sections: dict[str, type[BaseModel]] | None = None,
+    shape_keys: Sequence[ShapeKey] = (),
 ) -> dict[str, Any]:
     """Runtime parameters from ``--param`` items; only the parameters named are returned."""
     declared = spec_parameters(spec)
@@ -106,5 +111,6 @@ def parse_params(
             # Send the validated form: "1e-5" (a string to YAML 1.1) becomes a number.
             model = validate_section(sections[name], value, f"--param {name}")
             value = model.model_dump(mode="json", exclude_none=True)
+        check_shape(item, name, value, declared[name].get("defaultValue"), shape_keys)
         params[name] = value
     return params

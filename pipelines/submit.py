@@ -22,7 +22,7 @@ from xdetox.errors import ConfigError, XdetoxError
 from xdetox.pipelines.cron import validate_cron
 from xdetox.pipelines.kfp_auth import Connection
 from xdetox.pipelines.kfp_connect import connect, kfp_call
-from xdetox.pipelines.registry import PARAMETER_SECTIONS
+from xdetox.pipelines.registry import PARAMETER_SECTIONS, SHAPE_KEYS
 from xdetox.pipelines.run_params import parse_params
 from xdetox.pipelines.upload import (
     PipelinePackage,
@@ -98,7 +98,9 @@ def upload_for_run(
 ) -> tuple[kfp.Client, Uploaded]:
     """Compile, check ``--param``s, connect, upload the version, ensure the experiment."""
     with compiled_package(config, pipeline, caching) as package:
-        runtime = parse_params(params, package.spec, PARAMETER_SECTIONS.get(pipeline))
+        runtime = parse_params(
+            params, package.spec, PARAMETER_SECTIONS.get(pipeline), SHAPE_KEYS.get(pipeline, ())
+        )
         client = client or connect(conn)
         version = ensure_pipeline_version(client, conn, package)
     experiment = experiment or config.name

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_models import tiny_sequence_classifier, word_tokenizer
 
 from xdetox.components.score.classifier import (
     PRESETS,
@@ -39,42 +40,26 @@ TEXTS = [
 
 
 def build_classifier(folder: Path, id2label: dict[int, str], *, problem_type=None) -> Path:
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import (
-        PreTrainedTokenizerFast,
-        XLMRobertaConfig,
-        XLMRobertaForSequenceClassification,
-    )
-
-    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    backend.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
+    tokenizer = word_tokenizer(
+        WORDS,
+        split_punctuation=True,
+        wrap=("<s>", "</s>"),
         bos_token="<s>",
         eos_token="</s>",
         unk_token="<unk>",
         pad_token="<pad>",
         model_max_length=512,
     )
-    torch.manual_seed(len(id2label))
-    config = XLMRobertaConfig(
+    model = tiny_sequence_classifier(
         vocab_size=len(WORDS),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
+        id2label=id2label,
+        seed=len(id2label),
         max_position_embeddings=18,
         pad_token_id=1,
         bos_token_id=0,
         eos_token_id=2,
-        id2label=id2label,
-        label2id={v: k for k, v in id2label.items()},
         problem_type=problem_type,
     )
-    model = XLMRobertaForSequenceClassification(config)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

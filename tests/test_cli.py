@@ -131,3 +131,34 @@ def test_generate_protocol_preset_and_flags(tmp_path):
     out2 = tmp_path / "helm-n2.jsonl"
     assert main([*args, "--protocol", "helm", "--n", "2", "--output", str(out2)]) == 0
     assert len(out2.read_text().splitlines()) == 2 * 2
+
+
+@pytest.mark.parametrize(
+    ("command", "flags"),
+    [
+        ("generate", {"--n", "--temperature", "--top-p", "--max-tokens", "--seed", "--protocol",
+                      "--backend"}),
+        ("score", {"--scorer", "--qps", "--discovery-url", "--cache-dir", "--max-retries",
+                   "--classifier-model", "--classifier-preset"}),
+        ("agreement", {"--threshold", "--attribute"}),
+        ("probe", {"--label"}),
+        ("value-vectors", {"--top-k"}),
+        ("intervene", {"--offsets", "--language"}),
+    ],
+)  # fmt: skip
+def test_stage_flags_keep_their_names(command, flags):
+    """The flags README and scripts use survive their derivation from the config sections."""
+    sub = build_parser()._subparsers._group_actions[0].choices[command]
+    options = {o for a in sub._actions for o in a.option_strings}
+    assert flags <= options, flags - options
+
+
+def test_score_flags_override_the_scoring_section(tmp_path):
+    gens = tmp_path / "gens.jsonl"
+    row = {"model": "base", "prompt_id": "en-1", "language": "en", "prompt": "Hi",
+           "sample_index": 0, "text": "there"}  # fmt: skip
+    gens.write_text(json.dumps(row) + "\n")
+    out = tmp_path / "scores.jsonl"
+    assert main(["score", "--generations", str(gens), "--output", str(out),
+                 "--scorer", "offline", "--set", "scoring.scorer=perspective"]) == 0  # fmt: skip
+    assert json.loads(out.read_text().splitlines()[0])["scorer"].startswith("offline")

@@ -27,6 +27,13 @@ def _executor_for(spec: dict, task_name: str, dag: dict | None = None) -> str:
     return spec["components"][dag["tasks"][task_name]["componentRef"]["name"]]["executorLabel"]
 
 
+def _per_language(spec: dict) -> dict:
+    """The tasks of the evaluate-language sub-pipeline (one ParallelFor iteration)."""
+    loop = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]
+    assert set(loop) == {"evaluate-language"}
+    return spec["components"]["comp-evaluate-language"]["dag"]["tasks"]
+
+
 @pytest.fixture(scope="module")
 def gke_spec(tmp_path_factory) -> dict:
     return _compile(tmp_path_factory.mktemp("gke"), GKE)
@@ -47,14 +54,20 @@ def test_pipeline_has_every_stage(toy_spec):
         "merge",
         "report",
     } <= root_tasks
-    loop = toy_spec["components"]["comp-for-loop-1"]["dag"]["tasks"]
+    loop = _per_language(toy_spec)
     assert set(loop) == {"generate", "generate-2", "score", "score-2", "language-metrics"}
     # base and tuned generate in the same iteration, so the comparison is paired
     labels = {
-        loop[t]["inputs"]["parameters"]["model_label"]["runtimeValue"]["constant"]
+        loop[t]["inputs"]["parameters"]["model_label"]["componentInputParameter"]
         for t in ("generate", "generate-2")
     }
-    assert labels == {"base", "dpo"}
+    assert labels == {"base_label", "tuned_label"}
+    call = toy_spec["components"]["comp-for-loop-1"]["dag"]["tasks"]["evaluate-language"]
+    constants = {
+        name: call["inputs"]["parameters"][name]["runtimeValue"]["constant"]
+        for name in ("base_label", "tuned_label")
+    }
+    assert constants == {"base_label": "base", "tuned_label": "dpo"}
 
 
 def test_parallel_for_iterates_over_languages(gke_spec):
@@ -145,14 +158,14 @@ def test_components_use_project_images_without_installing_kfp(toy_spec):
 
 
 def test_retries_and_caching_follow_the_config(gke_spec, tmp_path):
-    loop = gke_spec["components"]["comp-for-loop-1"]["dag"]["tasks"]
+    loop = _per_language(gke_spec)
     assert loop["generate"]["retryPolicy"]["maxRetryCount"] == 2
     # the offline scorer is deterministic: its results may be reused
     assert loop["score"]["cachingOptions"]["enableCache"] is True
     assert loop["generate"]["cachingOptions"]["enableCache"] is True
     # an external service answers differently over time: never cached
     spec = _compile(tmp_path, None, ["scoring.scorer=perspective"])
-    loop = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]
+    loop = _per_language(spec)
     assert loop["score"]["cachingOptions"].get("enableCache") is not True
     assert loop["generate"]["cachingOptions"]["enableCache"] is True
 
@@ -199,28 +212,35 @@ def test_compile_leaves_no_partial_file_on_error(tmp_path, monkeypatch):
 
 def test_optional_interpret_branch_uses_the_runs_own_models_and_metrics(tmp_path):
     plain = _compile(tmp_path / "plain", None)
-    assert "train-probe" not in plain["root"]["dag"]["tasks"]
+    assert "interpret" not in plain["root"]["dag"]["tasks"]
+    assert "comp-interpret" not in plain["components"]
     spec = _compile(tmp_path / "branch", None, ["interpret.run_in_detox=true"])
-    root = spec["root"]["dag"]["tasks"]
+    # The same sub-pipeline as the interpret pipeline's (pipelines/interpret_graph.py).
+    graph = spec["components"]["comp-interpret"]["dag"]["tasks"]
     assert {
         "train-probe",
         "find-value-vectors",
+        "for-loop-1",
+        "combine-interventions",
         "measure-activations",
         "measure-alignment",
         "interpret-report",
-    } <= set(root)
-    acts = root["measure-activations"]["inputs"]["artifacts"]
-    assert acts["tuned_model"]["taskOutputArtifact"]["producerTask"] == "merge"
-    assert acts["base_model"]["taskOutputArtifact"]["producerTask"] == "load-model"
-    align = root["measure-alignment"]["inputs"]["artifacts"]["metrics_table"]
-    assert align["taskOutputArtifact"]["producerTask"] == "report"
+    } == set(graph)
+    call = spec["root"]["dag"]["tasks"]["interpret"]["inputs"]["artifacts"]
+    producers = {k: v["taskOutputArtifact"]["producerTask"] for k, v in call.items()}
+    assert producers == {"base_model": "load-model", "tuned_model": "merge",
+                         "prompts": "prepare-prompts", "metrics_table": "report"}  # fmt: skip
+    acts = graph["measure-activations"]["inputs"]["artifacts"]
+    assert acts["tuned_model"]["componentInputArtifact"] == "tuned_model"
+    align = graph["measure-alignment"]["inputs"]["artifacts"]["metrics_table"]
+    assert align["componentInputArtifact"] == "metrics_table"
     loops = [c for c in spec["components"] if c.startswith("comp-for-loop")]
     assert len(loops) == 2  # the language loop of the detox pipeline and the sweep's
 
 
 def test_agreement_option_scores_twice_and_compares(tmp_path):
     spec = _compile(tmp_path, None, ["scoring.agreement_with=perspective"])
-    loop = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]
+    loop = _per_language(spec)
     assert {"score", "score-2", "score-3", "score-4"} <= set(loop)
     second = {t: loop[t]["inputs"]["parameters"]["scoring"] for t in loop if t.startswith("score")}
     scorers = {
@@ -229,6 +249,8 @@ def test_agreement_option_scores_twice_and_compares(tmp_path):
     assert scorers == {"perspective"}  # the second scorer's params are compiled in
     root = spec["root"]["dag"]["tasks"]
     assert {"scorer-agreement", "scorer-agreement-2"} <= set(root)
+    collected = root["scorer-agreement"]["inputs"]["artifacts"]["scores_b"]["taskOutputArtifact"]
+    assert collected["producerTask"] == "for-loop-1"  # every language's second scores
     # a scorer that calls an external service is never cached
     assert not loop["score"]["cachingOptions"].get("enableCache")
 
@@ -239,9 +261,110 @@ def test_online_rl_methods_train_from_prompts_without_pairs(tmp_path):
     assert "prepare-data" not in root
     assert "pairs" not in root["train"]["inputs"].get("artifacts", {})
     assert root["train"]["inputs"]["parameters"]["rl"]["componentInputParameter"] == "rl"
-    loop = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]
+    call = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]["evaluate-language"]
     labels = {
-        loop[t]["inputs"]["parameters"]["model_label"]["runtimeValue"]["constant"]
-        for t in ("generate", "generate-2")
+        call["inputs"]["parameters"][name]["runtimeValue"]["constant"]
+        for name in ("base_label", "tuned_label")
     }
     assert labels == {"base", "ppo"}
+
+
+# --- stage → image → resources ------------------------------------------------------------
+
+
+def _gpu_images(spec: dict) -> dict[str, str]:
+    """executor → image, for every executor that asks for a GPU."""
+    return {
+        name: e["container"]["image"]
+        for name, e in spec["deploymentSpec"]["executors"].items()
+        if "accelerator" in e.get("container", {}).get("resources", {})
+    }
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "recipe"),
+    [
+        ("detox", "xg-mgpt.yaml"),
+        ("interpret", "xg-mgpt-interpret.yaml"),
+        ("eval", "eval-nightly.yaml"),
+    ],
+)
+def test_every_task_with_a_gpu_runs_in_a_cuda_image(tmp_path, pipeline, recipe):
+    from xdetox.components.images import CUDA_IMAGES
+
+    config = load_config([CONFIGS / recipe, CONFIGS / "cluster" / "gke-a100.yaml"])
+    out = compile_pipeline(config, tmp_path / "p.yaml", pipeline)
+    gpu = _gpu_images(next(yaml.safe_load_all(out.read_text())))
+    assert gpu  # the cluster file asks for GPUs on model stages
+    assert {name: image for name, image in gpu.items() if image not in CUDA_IMAGES} == {}
+
+
+def test_metrics_asks_for_a_gpu_in_the_cuda_image(gke_spec):
+    from xdetox.components.images import TRAIN_IMAGE
+
+    executor = gke_spec["deploymentSpec"]["executors"]["exec-language-metrics"]
+    assert executor["container"]["image"] == TRAIN_IMAGE  # perplexity on a 7B model: a GPU
+    assert executor["container"]["resources"]["accelerator"]["resourceCount"] == "1"
+
+
+def test_the_stage_table_names_every_stage_once():
+    from xdetox.components.images import CUDA_IMAGES, STAGES
+    from xdetox.config import STAGES as CONFIG_STAGES
+
+    assert set(STAGES) == set(CONFIG_STAGES)
+    cpu = {stage for stage, s in STAGES.items() if s.image not in CUDA_IMAGES}
+    assert cpu == {"load_model", "prepare_data", "prepare_prompts", "score", "report",
+                   "compare", "agreement", "interpret_report"}  # fmt: skip
+
+
+def test_gpu_on_a_cpu_stage_is_one_line_error_and_nothing_is_written(tmp_path, capsys):
+    from xdetox.cli.main import main
+
+    out = tmp_path / "detox.yaml"
+    code = main(["compile", "--set", "cluster.resources.score.gpu=1", "-o", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("xdetox: error: cluster.resources.score.gpu: stage 'score' runs")
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+# --- models move only when needed --------------------------------------------------------
+
+
+def test_full_fine_tuning_has_no_merge(gke_spec):
+    root = gke_spec["root"]["dag"]["tasks"]
+    assert "merge" not in root  # xg-mgpt: mode full, the trained output is the whole model
+    call = gke_spec["components"]["comp-for-loop-1"]["dag"]["tasks"]["evaluate-language"]
+    tuned = call["inputs"]["artifacts"]["tuned_model"]["componentInputArtifact"]
+    assert tuned == "pipelinechannel--train-tuned"
+
+
+def test_preference_data_gets_the_tokenizer_source_not_the_model(toy_spec):
+    task = toy_spec["root"]["dag"]["tasks"]["prepare-data"]
+    assert "artifacts" not in task["inputs"]
+    assert task["inputs"]["parameters"]["tokenizer_source"] == {
+        "componentInputParameter": "base_model"
+    }
+
+
+def test_gcs_base_model_is_imported_where_it_lies(tmp_path):
+    from kfp import compiler
+
+    from xdetox.pipelines.detox import build_detox_pipeline
+
+    spec = _compile(tmp_path, None, ["model.base=gs://bucket/models/base"])
+    root = spec["root"]["dag"]["tasks"]
+    assert "load-model" not in root
+    importer = spec["deploymentSpec"]["executors"]["exec-importer"]["importer"]
+    assert importer["artifactUri"] == {"runtimeParameter": "uri"}
+    assert importer["typeSchema"]["schemaTitle"] == "system.Model"
+    assert root["importer"]["inputs"]["parameters"]["uri"] == {
+        "componentInputParameter": "base_model"
+    }
+    train_base = root["train"]["inputs"]["artifacts"]["base_model"]["taskOutputArtifact"]
+    assert train_base["producerTask"] == "importer"
+    # KFP's local runner cannot read gs:// artifacts: a local run loads (downloads) it.
+    config = load_config(None, ["model.base=gs://bucket/models/base"])
+    out = tmp_path / "local.yaml"
+    compiler.Compiler().compile(build_detox_pipeline(config, local=True), str(out))
+    assert "load-model" in yaml.safe_load(out.read_text())["root"]["dag"]["tasks"]

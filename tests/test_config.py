@@ -100,7 +100,7 @@ def test_component_side_validation_error_is_one_line():
 
 
 def test_paper_recipe_matches_reference():
-    """REFERENCE.md §3: the XG DPO hyperparameters."""
+    """XG's DPO hyperparameters (Li, Yong & Bach 2024, arXiv:2406.16235, Table 6)."""
     t = load_config([CONFIGS / "xg-mgpt.yaml"]).training
     assert (t.beta, t.learning_rate, t.warmup_steps, t.optim) == (0.1, 1e-5, 150, "rmsprop")
     assert (t.max_grad_norm, t.per_device_train_batch_size, t.num_train_epochs) == (10, 4, 5)

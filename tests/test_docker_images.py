@@ -401,6 +401,7 @@ def test_multi_stage_builds_and_torch_flavours():
     assert ("ENTRYPOINT", "[]") in final_stage(DOCKERFILES["xdetox-vllm"])
 
 
+@pytest.mark.slow
 def test_checkov_dockerfiles_pass():
     config = DOCKER / ".checkov.yaml"
     assert reasons_precede_entries(config, "skip-check") == []

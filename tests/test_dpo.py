@@ -11,20 +11,9 @@ import pytest
 import torch
 from peft import PeftModel
 from safetensors.torch import load_file
-from tokenizers import ByteLevelBPETokenizer
-from transformers import (
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    BloomConfig,
-    BloomForCausalLM,
-    GPT2Config,
-    GPT2LMHeadModel,
-    LlamaConfig,
-    LlamaForCausalLM,
-    OPTConfig,
-    OPTForCausalLM,
-    PreTrainedTokenizerFast,
-)
+from tiny_dpo import CHOSEN, PROMPTS, REJECTED, fast_dpo_config, save_dpo_base
+from tiny_models import tiny_causal_lm
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from xdetox.components.train.dpo.dpo_arguments import build_dpo_config
 from xdetox.components.train.dpo.dpo_dataset import truncate_prompt_left
@@ -33,49 +22,14 @@ from xdetox.components.train.dpo.train_dpo import _check_finite, build_peft_conf
 from xdetox.config import TrainingConfig
 from xdetox.errors import ConfigError, DataError, XdetoxError
 
-PROMPTS = ["the weather today is", "my neighbour said", "people often write", "in the morning we"]
-CHOSEN, REJECTED = " nice kind words", " bad rude words"
-EOS = "<|endoftext|>"
-
 
 def _training(**kwargs) -> TrainingConfig:
-    """A few fast steps with a high learning rate, so that a tiny model visibly learns."""
-    data = {
-        "learning_rate": 5e-3,
-        "warmup_steps": 0,
-        "optim": "adamw_torch",
-        "per_device_train_batch_size": 4,
-        "max_steps": 20,
-        "eval_steps": 5,
-        "save_steps": 5,
-        "logging_steps": 1,
-        "early_stopping_patience": 0,
-        "gradient_checkpointing": False,
-        "max_prompt_length": 16,
-        "max_length": 64,
-        "lora": {"r": 8, "alpha": 16, "dropout": 0.0},
-    }
-    data.update(kwargs)
-    return TrainingConfig.model_validate(data)
+    return fast_dpo_config(**{"max_steps": 20, "eval_steps": 5, "save_steps": 5, **kwargs})
 
 
 @pytest.fixture(scope="module")
 def base_dir(tmp_path_factory) -> Path:
-    """A tiny random GPT-2 with a byte-level BPE tokenizer trained on the test sentences."""
-    path = tmp_path_factory.mktemp("base")
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(
-        [*PROMPTS, CHOSEN, REJECTED] * 3, vocab_size=300, min_frequency=1, special_tokens=[EOS]
-    )
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token=EOS, bos_token=EOS)
-    tok.save_pretrained(path)
-    torch.manual_seed(0)
-    config = GPT2Config(
-        n_layer=2, n_head=2, n_embd=32, n_positions=128, vocab_size=len(tok),
-        bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
-    )  # fmt: skip
-    GPT2LMHeadModel(config).save_pretrained(path)
-    return path
+    return save_dpo_base(tmp_path_factory.mktemp("base"))
 
 
 def _write_pairs(path: Path, n_train: int = 16, n_eval: int = 4) -> Path:
@@ -231,12 +185,10 @@ def test_bad_training_values_are_config_errors(tmp_path, kwargs, key):
 
 
 def test_lora_presets_pick_module_names():
-    gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=50))
-    llama = LlamaForCausalLM(
-        LlamaConfig(num_hidden_layers=1, hidden_size=16, intermediate_size=32,
-                    num_attention_heads=2, num_key_value_heads=2, vocab_size=50)
-    )  # fmt: skip
-    bloom = BloomForCausalLM(BloomConfig(n_layer=1, hidden_size=16, n_head=2, vocab_size=50))
+    gpt2, llama, bloom = (
+        tiny_causal_lm(kind, vocab_size=50, layers=1, hidden=16)
+        for kind in ("gpt2", "llama", "bloom")
+    )
     assert resolve_lora_targets(gpt2, "auto") == ["c_attn", "c_proj", "c_fc"]
     assert resolve_lora_targets(llama, "auto") == [
         "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
@@ -256,10 +208,7 @@ def test_lora_presets_pick_module_names():
 
 
 def test_unknown_architecture_lists_its_module_names():
-    opt = OPTForCausalLM(
-        OPTConfig(num_hidden_layers=1, hidden_size=16, ffn_dim=32, num_attention_heads=2,
-                  vocab_size=50, word_embed_proj_dim=16)
-    )  # fmt: skip
+    opt = tiny_causal_lm("opt", vocab_size=50, layers=1, hidden=16)
     with pytest.raises(ConfigError, match="'opt'") as err:
         resolve_lora_targets(opt, "auto")
     for name in ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"):
@@ -283,6 +232,7 @@ def test_precompute_and_precision_map_onto_dpo_config(tmp_path):
     assert not build_dpo_config(TrainingConfig(), tmp_path, has_eval=False).precompute_ref_log_probs
 
 
+@pytest.mark.slow
 def test_precomputed_reference_gives_the_same_first_margins(base_dir, tmp_path):
     """The reference log-probs computed once up front are the ones computed at each step."""
     data = _write_pairs(tmp_path / "pairs", n_eval=0)

@@ -11,43 +11,18 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from tokenizers import ByteLevelBPETokenizer
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast, TrainerCallback
+from tiny_dpo import CHOSEN, PROMPTS, REJECTED, fast_dpo_config, save_dpo_base
+from transformers import TrainerCallback
 
 from xdetox.components.train.checkpointing import default_checkpoint_dir
 from xdetox.components.train.dpo.train_dpo import train_dpo
 from xdetox.config import TrainingConfig
 from xdetox.errors import ConfigError, DataError
 
-PROMPTS = ["the weather today is", "my neighbour said", "people often write", "in the morning we"]
-CHOSEN, REJECTED = " nice kind words", " bad rude words"
-EOS = "<|endoftext|>"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def base_dir(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("base")
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(
-        [*PROMPTS, CHOSEN, REJECTED] * 3, vocab_size=300, min_frequency=1, special_tokens=[EOS]
-    )
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token=EOS, bos_token=EOS)
-    tok.save_pretrained(path)
-    torch.manual_seed(0)
-    config = GPT2Config(
-        n_layer=2, n_head=2, n_embd=32, n_positions=128, vocab_size=len(tok),
-        bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
-    )  # fmt: skip
-    GPT2LMHeadModel(config).save_pretrained(path)
-    return path
+    return save_dpo_base(tmp_path_factory.mktemp("base"))
 
 
 @pytest.fixture(scope="module")
@@ -59,23 +34,10 @@ def pairs_dir(tmp_path_factory) -> Path:
 
 
 def _config(**kwargs) -> TrainingConfig:
-    data = {
-        "learning_rate": 5e-3,
-        "warmup_steps": 0,
-        "optim": "adamw_torch",
-        "lr_scheduler_type": "linear",  # the schedule must come back too, not restart
-        "per_device_train_batch_size": 4,
-        "max_steps": 10,
-        "save_steps": 4,
-        "logging_steps": 1,
-        "early_stopping_patience": 0,
-        "gradient_checkpointing": False,
-        "max_prompt_length": 16,
-        "max_length": 64,
-        "lora": {"r": 8, "alpha": 16, "dropout": 0.0},
-    }
-    data.update(kwargs)
-    return TrainingConfig.model_validate(data)
+    # A linear schedule: the schedule must come back on resume too, not restart.
+    return fast_dpo_config(
+        **{"lr_scheduler_type": "linear", "max_steps": 10, "save_steps": 4, **kwargs}
+    )
 
 
 class _Preempted(RuntimeError):
@@ -113,6 +75,7 @@ def _run(base_dir, pairs_dir, out, config, **kwargs):
     return train_dpo(base_dir, pairs_dir, out, config, progress=False, **kwargs)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_from_newest_checkpoint(base_dir, pairs_dir, tmp_path):
     config = _config()
     straight = tmp_path / "straight"
@@ -143,6 +106,7 @@ def test_killed_run_resumes_from_newest_checkpoint(base_dir, pairs_dir, tmp_path
     assert not checkpoints.exists()  # removed after the final save
 
 
+@pytest.mark.slow
 def test_half_written_checkpoint_is_skipped(base_dir, pairs_dir, tmp_path):
     config = _config()
     out = tmp_path / "tuned"
@@ -158,6 +122,7 @@ def test_half_written_checkpoint_is_skipped(base_dir, pairs_dir, tmp_path):
     assert _train_steps(_log(out)) == list(range(1, 11))
 
 
+@pytest.mark.slow
 def test_resume_refuses_changed_settings_and_resume_off_starts_over(base_dir, pairs_dir, tmp_path):
     out = tmp_path / "tuned"
     with pytest.raises(_Preempted):

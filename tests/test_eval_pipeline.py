@@ -89,13 +89,39 @@ def test_eval_pipeline_ir(tmp_path: Path):
         "condition-2",
     } <= set(root)
     loop = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]
-    assert set(loop) == {"generate", "score", "model-metrics"}
+    assert set(loop) == {"evaluate-language"}
+    per_language = spec["components"]["comp-evaluate-language"]["dag"]["tasks"]
+    assert set(per_language) == {"generate", "score", "model-metrics"}
     condition = root["condition-2"]["triggerPolicy"]["condition"]
     assert "compare-with-baseline" in condition and "true" in condition
     assert root["compare-with-baseline"]["cachingOptions"].get("enableCache") is not True
     params = spec["root"]["inputDefinitions"]["parameters"]
     assert params["evaluation"]["defaultValue"]["margin"] == pytest.approx(0.02)
     assert params["model"]["defaultValue"] == "toy"
+
+
+def test_detox_and_eval_share_the_per_language_sub_pipeline(tmp_path: Path):
+    """One nested pipeline (pipelines/per_language.py): two models in detox, one in eval, and
+    the second scorer's agreement in both."""
+    overrides = ["scoring.agreement_with=offline", "scoring.scorer=classifier"]
+    config = load_config(None, overrides)
+    specs = {
+        name: next(yaml.safe_load_all(
+            compile_pipeline(config, tmp_path / f"{name}.yaml", name).read_text()
+        ))
+        for name in ("detox", "eval")
+    }  # fmt: skip
+    tasks = {
+        name: set(spec["components"]["comp-evaluate-language"]["dag"]["tasks"])
+        for name, spec in specs.items()
+    }
+    assert tasks["eval"] == {"generate", "score", "score-2", "model-metrics"}
+    assert tasks["detox"] == {
+        "generate", "generate-2", "score", "score-2", "score-3", "score-4", "language-metrics",
+    }  # fmt: skip
+    assert "scorer-agreement" in specs["eval"]["root"]["dag"]["tasks"]
+    outputs = specs["eval"]["components"]["comp-evaluate-language"]["outputDefinitions"]
+    assert set(outputs["artifacts"]) == {"table", "evaluated_scores", "evaluated_second_scores"}
 
 
 def _xdetox(*args: str) -> subprocess.CompletedProcess:

@@ -14,7 +14,6 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 from xdetox.components.generate.hf_backend import (
     generate_file,
     generate_samples,
-    load_model,
     split_finished,
 )
 from xdetox.components.generate.prompt_file import read_prompts
@@ -23,6 +22,7 @@ from xdetox.components.generate.seeded_sampler import SeededSampler, nucleus_sam
 from xdetox.config import GenerationConfig
 from xdetox.errors import ConfigError, DataError
 from xdetox.files import read_jsonl
+from xdetox.models import load_model_and_tokenizer
 from xdetox.records import GENERATION_FIELDS
 
 SENTENCES = [
@@ -177,7 +177,7 @@ def test_language_filter_and_missing_language(model_dir, prompts_path, tmp_path)
 def test_long_prompts_are_cut_from_the_left(model_dir, tmp_path, caplog):
     long_text = " ".join(SENTENCES * 3)  # 120 words > 64 positions - 8 new tokens
     path = write_prompts(tmp_path / "p.jsonl", [("long", "en", long_text), ("s", "en", "the")])
-    model, tokenizer = load_model(model_dir, torch.device("cpu"))
+    model, tokenizer = load_model_and_tokenizer(model_dir, torch.device("cpu"))
     prompts = read_prompts(path)
     recs, summary = generate_samples(
         model, tokenizer, prompts, model_label="m", config=sampled(n=2), source=path,

@@ -173,6 +173,7 @@ generate_file(sys.argv[1], sys.argv[2], sys.argv[3], model_label="base", config=
 """
 
 
+@pytest.mark.e2e
 def test_killed_process_resumes_byte_identical(model_dir, prompts_path, tmp_path, reference):
     out = tmp_path / "gen.jsonl"
     args = [str(model_dir), str(prompts_path), str(out), CONFIG.model_dump_json()]

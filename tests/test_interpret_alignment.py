@@ -20,9 +20,9 @@ from xdetox.components.interpret.alignment import (
     run_alignment,
 )
 from xdetox.components.interpret.settings import AlignmentConfig
-from xdetox.components.interpret.stats import pearson
 from xdetox.errors import ConfigError, DataError
 from xdetox.files import write_jsonl
+from xdetox.stats import pearson
 
 
 def test_retrieval_of_identical_sets_is_perfect():

@@ -110,6 +110,7 @@ def test_intervene_command(chain, capsys):
     assert (out / "intervention.png").is_file()
 
 
+@pytest.mark.slow
 def test_activations_command(chain, capsys):
     out = chain["root"] / "activations"
     code, stdout, _ = _run(["activations", "--model", "base=toy", "--model", "again=toy",

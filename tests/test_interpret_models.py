@@ -1,7 +1,7 @@
 """Architecture presets, neuron hooks and pooling on tiny random GPT-2, Llama and BLOOM models.
 
-Also holds the tiny-model builders the other ``test_interpret_*`` files import: nothing is
-downloaded, models come from ``from_config`` and a word-level tokenizer built here.
+Also holds the vocabulary and model builders the other ``test_interpret_*`` files import, on
+top of ``tiny_models`` (nothing is downloaded: models are built from configs).
 """
 
 from __future__ import annotations
@@ -11,18 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import (
-    BloomConfig,
-    BloomForCausalLM,
-    GPT2Config,
-    GPT2LMHeadModel,
-    LlamaConfig,
-    LlamaForCausalLM,
-    OPTConfig,
-    OPTForCausalLM,
-    PreTrainedTokenizerFast,
-)
+from tiny_models import tiny_causal_lm, word_tokenizer
+from transformers import PreTrainedTokenizerFast
 
 from xdetox.components.interpret.architectures import PRESETS, resolve_architecture
 from xdetox.components.interpret.hooks import ActivationRecorder, neuron_offset
@@ -38,38 +28,20 @@ VOCAB = [EOS, "[UNK]", *NEUTRAL, *TOXIC, *CLEAN]
 KINDS = ("gpt2", "llama", "bloom")
 
 
+# The feed-forward widths the interpretability tests' expectations were worked out with.
+_MLP_WIDTH = {"gpt2": {"n_inner": 64}, "llama": {"intermediate_size": 48}, "bloom": {}}
+
+
 def make_tokenizer() -> PreTrainedTokenizerFast:
-    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(VOCAB)}, unk_token="[UNK]"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=EOS, unk_token="[UNK]")
+    return word_tokenizer(VOCAB, eos_token=EOS, unk_token="[UNK]")
 
 
 def make_model(kind: str, seed: int = 0) -> torch.nn.Module:
     """A tiny random causal LM whose eos/bos/pad ids are the tokenizer's."""
-    torch.manual_seed(seed)
-    ids = {"bos_token_id": 0, "eos_token_id": 0, "pad_token_id": 0}
-    if kind == "gpt2":
-        config = GPT2Config(
-            n_layer=2, n_head=2, n_embd=32, n_inner=64, n_positions=64, vocab_size=len(VOCAB), **ids
-        )
-        model = GPT2LMHeadModel(config)
-    elif kind == "llama":
-        config = LlamaConfig(
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=2,
-            hidden_size=32,
-            intermediate_size=48,
-            max_position_embeddings=64,
-            vocab_size=len(VOCAB),
-            **ids,
-        )
-        model = LlamaForCausalLM(config)
-    elif kind == "bloom":
-        config = BloomConfig(n_layer=2, n_head=2, hidden_size=32, vocab_size=len(VOCAB), **ids)
-        model = BloomForCausalLM(config)
-    else:
+    if kind not in KINDS:
         raise ValueError(kind)
+    ids = {"bos_token_id": 0, "eos_token_id": 0, "pad_token_id": 0}
+    model = tiny_causal_lm(kind, vocab_size=len(VOCAB), seed=seed, **_MLP_WIDTH[kind], **ids)
     return model.eval()
 
 
@@ -149,16 +121,7 @@ def test_other_presets_resolve(config):
 
 
 def test_unknown_architecture_names_model_type_and_candidates():
-    model = OPTForCausalLM(
-        OPTConfig(
-            num_hidden_layers=1,
-            hidden_size=16,
-            ffn_dim=32,
-            num_attention_heads=2,
-            word_embed_proj_dim=16,
-            vocab_size=50,
-        )
-    )
+    model = tiny_causal_lm("opt", vocab_size=50, layers=1, hidden=16)
     with pytest.raises(ConfigError) as err:
         resolve_architecture(model)
     message = str(err.value)

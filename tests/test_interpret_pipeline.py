@@ -43,8 +43,19 @@ def _compile(tmp_path: Path, paths, overrides=None) -> dict:
     return spec
 
 
+def _graph(spec: dict) -> dict:
+    """The interpret sub-pipeline's DAG (pipelines/interpret_graph.py)."""
+    return spec["components"]["comp-interpret"]["dag"]
+
+
+def _sweep(spec: dict) -> dict:
+    """The DAG of the sweep's ParallelFor inside the interpret sub-pipeline."""
+    loop = _graph(spec)["tasks"]["for-loop-1"]["componentRef"]["name"]
+    return spec["components"][loop]["dag"]
+
+
 def _component(spec: dict, task: str, dag: dict | None = None) -> dict:
-    dag = dag or spec["root"]["dag"]
+    dag = dag or _graph(spec)
     return spec["components"][dag["tasks"][task]["componentRef"]["name"]]
 
 
@@ -67,13 +78,13 @@ def xg_spec(tmp_path_factory) -> dict:
 
 
 def test_every_stage_is_in_the_pipeline(toy_spec):
-    tasks = set(toy_spec["root"]["dag"]["tasks"])
+    assert set(toy_spec["root"]["dag"]["tasks"]) == {"load-model", "prepare-prompts", "interpret"}
+    tasks = set(_graph(toy_spec)["tasks"])
     assert tasks == {
-        "load-model", "prepare-prompts", "train-probe", "find-value-vectors", "for-loop-1",
-        "combine-interventions", "measure-activations", "measure-alignment", "interpret-report",
+        "train-probe", "find-value-vectors", "for-loop-1", "combine-interventions",
+        "measure-activations", "measure-alignment", "interpret-report",
     }  # fmt: skip
-    loop = toy_spec["components"]["comp-for-loop-1"]["dag"]["tasks"]
-    assert set(loop) == {"intervene"}
+    assert set(_sweep(toy_spec)["tasks"]) == {"intervene"}
     # Without interpret.tuned_model there is no second model and no parameter for one.
     assert "tuned_model" not in toy_spec["root"]["inputDefinitions"]["parameters"]
 
@@ -117,8 +128,8 @@ def test_stages_pass_typed_artifacts(toy_spec):
 
 
 def test_value_vector_table_feeds_the_sweep_and_the_activations(toy_spec):
-    dag = toy_spec["root"]["dag"]["tasks"]
-    loop = toy_spec["components"]["comp-for-loop-1"]["dag"]["tasks"]
+    dag = _graph(toy_spec)["tasks"]
+    loop = _sweep(toy_spec)["tasks"]
     neurons = loop["intervene"]["inputs"]["artifacts"]["neurons"]
     assert neurons["componentInputArtifact"] == "pipelinechannel--find-value-vectors-table"
     act = dag["measure-activations"]["inputs"]["artifacts"]["neurons"]["taskOutputArtifact"]
@@ -131,8 +142,10 @@ def test_value_vector_table_feeds_the_sweep_and_the_activations(toy_spec):
 
 
 def test_sweep_iterates_over_the_languages(toy_spec, xg_spec):
-    loop_task = xg_spec["root"]["dag"]["tasks"]["for-loop-1"]
+    loop_task = _graph(xg_spec)["tasks"]["for-loop-1"]
     assert loop_task["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--languages"
+    call = xg_spec["root"]["dag"]["tasks"]["interpret"]["inputs"]["parameters"]["languages"]
+    assert call == {"componentInputParameter": "languages"}
     assert loop_task["iteratorPolicy"]["parallelismLimit"] == 8  # from the cluster file
     params = xg_spec["root"]["inputDefinitions"]["parameters"]
     assert len(params["languages"]["defaultValue"]) == 17
@@ -143,7 +156,7 @@ def test_sweep_iterates_over_the_languages(toy_spec, xg_spec):
 def test_recipe_values_are_the_parameter_defaults(xg_spec, tmp_path):
     params = xg_spec["root"]["inputDefinitions"]["parameters"]
     defaults = {k: v.get("defaultValue") for k, v in params.items()}
-    # XG §5: top-100 candidates, 20 greedy tokens, offsets 0..-5, mGPT.
+    # XG's analysis: top-100 candidates, 20 greedy tokens, offsets 0..-5, mGPT.
     assert defaults["base_model"] == "ai-forever/mGPT"
     assert defaults["value_vector_config"]["top_k"] == 100
     assert defaults["value_vector_config"]["steps"] == 20
@@ -162,12 +175,15 @@ def test_recipe_values_are_the_parameter_defaults(xg_spec, tmp_path):
 
 def test_tuned_model_adds_a_second_model_to_the_activations(xg_spec):
     dag = xg_spec["root"]["dag"]["tasks"]
-    assert dag["load-model-2"]["inputs"]["parameters"]["source"] == {
+    # The XG recipe's tuned model is on GCS: imported where it lies, not copied.
+    assert dag["importer"]["inputs"]["parameters"]["uri"] == {
         "componentInputParameter": "tuned_model"
     }
-    act = dag["measure-activations"]["inputs"]
-    assert act["artifacts"]["tuned_model"]["taskOutputArtifact"]["producerTask"] == "load-model-2"
-    assert act["parameters"]["tuned_label"]["runtimeValue"]["constant"] == "dpo"
+    call = dag["interpret"]["inputs"]
+    assert call["artifacts"]["tuned_model"]["taskOutputArtifact"]["producerTask"] == "importer"
+    assert call["parameters"]["tuned_label"]["runtimeValue"]["constant"] == "dpo"
+    act = _graph(xg_spec)["tasks"]["measure-activations"]["inputs"]
+    assert act["artifacts"]["tuned_model"]["componentInputArtifact"] == "tuned_model"
     assert act["parameters"]["base_label"]["runtimeValue"]["constant"] == "base"
 
 
@@ -184,8 +200,7 @@ def test_model_stages_get_the_cluster_gpus(tmp_path):
 
     assert resources("train-probe")["accelerator"]["resourceCount"] == "1"
     assert resources("find-value-vectors")["accelerator"]["resourceType"] == "nvidia.com/gpu"
-    loop = spec["components"]["comp-for-loop-1"]["dag"]
-    assert resources("intervene", loop)["accelerator"]["resourceCount"] == "1"
+    assert resources("intervene", _sweep(spec))["accelerator"]["resourceCount"] == "1"
     assert "accelerator" not in resources("interpret-report")
     selectors = spec["_platform"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     probe_label = _component(spec, "train-probe")["executorLabel"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import random
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from test_interpret_models import CLEAN, TOXIC, random_sentence, save_model
 from xdetox.components.interpret.probe import load_probe, run_probe, split_indices, train_probe
 from xdetox.components.interpret.probe_data import read_labelled_csv
 from xdetox.components.interpret.settings import ProbeConfig
-from xdetox.components.interpret.stats import pearson, roc_auc, roc_curve
+from xdetox.components.interpret.stats import roc_auc, roc_curve
 from xdetox.config import validate_section
 from xdetox.errors import ConfigError, DataError
 
@@ -58,14 +57,6 @@ def test_roc_thinning_keeps_the_ends():
     thin = curve.thinned(21)
     assert len(thin.fpr) == 21
     assert (thin.fpr[0], thin.tpr[0], thin.fpr[-1], thin.tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
-
-
-def test_pearson_by_hand():
-    # x = 1,2,3; y = 2,4,7: sum dx*dy = 5, sum dx² = 2, sum dy² = 114/9.
-    assert pearson([1, 2, 3], [2, 4, 7]) == pytest.approx(5 / math.sqrt(2 * 114 / 9))
-    assert pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
-    assert pearson([1, 2], [1, 2]) is None  # two points always fit a line
-    assert pearson([1, 1, 1], [1, 2, 3]) is None
 
 
 # --------------------------------------------------------------------------- data files

@@ -172,6 +172,7 @@ def test_base_kustomization_lists_every_manifest_but_the_secret_template():
 # --- checkov --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_checkov_k8s_and_terraform_pass():
     config = K8S / ".checkov.yaml"
     assert reasons_precede_entries(config, "skip-check") == []

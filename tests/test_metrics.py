@@ -22,10 +22,9 @@ from xdetox.components.metrics.perplexity import (
     conditional_perplexities,
     load_causal_lm,
     summarize_perplexities,
-    xg_seq2seq_loss,
-    xg_seq2seq_perplexity,
 )
 from xdetox.components.metrics.read_scores import read_scores
+from xdetox.components.metrics.seq2seq_perplexity import xg_seq2seq_loss, xg_seq2seq_perplexity
 from xdetox.components.metrics.toxicity import toxicity_metrics
 from xdetox.config import MetricsConfig
 from xdetox.errors import ConfigError, DataError

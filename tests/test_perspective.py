@@ -164,6 +164,8 @@ def test_redact_removes_the_key_everywhere():
 
 # ------------------------------------------------------------------------------ pacing
 class FakeClock:
+    """Seconds that pass only when someone sleeps: rates are checked exactly, not timed."""
+
     def __init__(self) -> None:
         self.now = 0.0
 
@@ -187,6 +189,20 @@ def test_rate_limiter_holds_rate_and_burst():
     assert max_in_window(stamps, 4.0) <= 5 * 4 + 5
     with pytest.raises(ValueError):
         RateLimiter(0)
+
+
+def test_rate_limiter_oversized_requests_and_rate_changes():
+    clock = FakeClock()
+    limiter = RateLimiter(2.0, burst=4, clock=clock, sleep=clock.sleep)
+    assert limiter.acquire(10) == 0.0  # more than the bucket: taken now, a debt of 6 permits
+    assert limiter.acquire(1) == pytest.approx(3.5)  # 7 permits short at 2/s
+    clock.now += 1.0  # 2 permits earned at the old rate are kept...
+    limiter.set_rate(4.0)
+    assert limiter.acquire(3) == pytest.approx(0.25)  # ...the third comes at the new rate
+    assert limiter.acquire(0) == 0.0
+    assert limiter.waited == pytest.approx(3.75)
+    with pytest.raises(ValueError):
+        limiter.set_rate(0)
 
 
 def test_backoff_grows_exponentially_with_jitter_and_a_ceiling():
@@ -264,6 +280,8 @@ def _hostile_records() -> list[dict]:
     return records
 
 
+# e2e: the whole score stage against real-time slow replies and timeouts.
+@pytest.mark.e2e
 def test_hostile_server_no_score_lost_duplicated_fabricated_or_misplaced(api_key, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     records = _hostile_records()
@@ -332,27 +350,32 @@ def test_hostile_server_no_score_lost_duplicated_fabricated_or_misplaced(api_key
 
 
 def test_achieved_rate_matches_the_configured_qps(api_key, tmp_path):
-    """A short window: 60 items at 20 qps in batches of 5 take about 2.75 s."""
+    """60 items at 20 qps in batches of 5, on a fake clock shared by client and server: the
+    first batch leaves at once (the bucket starts full), then one batch every 5/20 s."""
     qps, batch, n = 20.0, 5, 60
     texts = [f"rate text {i}" for i in range(n)]
-    with PerspectiveServer(Behaviour(key=KEY)) as server:
+    clock = FakeClock()
+    with PerspectiveServer(Behaviour(key=KEY, clock=clock)) as server:
         scorer = PerspectiveScorer(
             ATTRIBUTES[:1],
             qps=qps,
             api_batch_size=batch,
             discovery_url=server.discovery_url,
             cache_dir=tmp_path,
+            clock=clock,
+            sleep=clock.sleep,
         )
         results = scorer.score_batch(texts, ["en"] * n)
         scorer.close()
         times = sorted(item.time for item in server.state.items)
-        sizes = {size for _, _, size in server.state.http_requests}
+        requests = list(server.state.http_requests)
     assert [r["TOXICITY"] for r in results] == [expected_score(t, "TOXICITY") for t in texts]
-    assert sizes == {batch}  # batch HTTP requests of api_batch_size items
-    # The first batch leaves at once (full bucket); the other n - batch items follow at qps.
-    achieved = (n - batch) / (times[-1] - times[0])
-    assert 0.85 * qps <= achieved <= 1.05 * qps
-    assert max_in_window(times, 1.0) <= qps + batch
+    assert {size for _, _, size in requests} == {batch}  # batch requests of api_batch_size items
+    sent = [t for t, _, _ in requests]
+    assert sent == pytest.approx([k * batch / qps for k in range(n // batch)])
+    assert (n - batch) / (times[-1] - times[0]) == pytest.approx(qps)
+    assert max_in_window(times, 1.0) == qps  # the bucket allows qps + batch; pacing gives qps
+    assert clock.now == pytest.approx((n - batch) / qps)  # no second was slept in vain
 
 
 def test_plain_requests_when_batching_is_off(api_key, tmp_path):
@@ -470,6 +493,7 @@ def _score_command(generations: Path, output: Path, cache: Path) -> list[str]:
     ]
 
 
+@pytest.mark.e2e
 def test_killed_run_reruns_to_the_same_result_without_asking_twice(tmp_path):
     records = [generation(i, f"killable text {i}", ["en", "de"][i % 2]) for i in range(60)]
     records[13]["text"] = records[3]["text"]  # a repeat: asked once across both runs
@@ -523,9 +547,12 @@ def test_killed_run_reruns_to_the_same_result_without_asking_twice(tmp_path):
 
 
 def test_a_qps_above_the_real_quota_converges_instead_of_failing(api_key, tmp_path):
-    """Configured 40/s against a 10/s quota: 429s halve the pace; nothing is lost."""
+    """Configured 40/s against a 10/s quota: 429s halve the pace; nothing is lost. The server's
+    quota and the client's pace share one fake clock, so the run is the same every time."""
     texts = [f"over quota {i}" for i in range(50)]
-    with PerspectiveServer(Behaviour(key=KEY, quota_qps=10.0, quota_burst=10.0)) as server:
+    clock = FakeClock()
+    quota = Behaviour(key=KEY, quota_qps=10.0, quota_burst=10.0, clock=clock)
+    with PerspectiveServer(quota) as server:
         scorer = PerspectiveScorer(
             ["TOXICITY"],
             qps=40,
@@ -535,6 +562,9 @@ def test_a_qps_above_the_real_quota_converges_instead_of_failing(api_key, tmp_pa
             retry_max_delay=1.0,
             discovery_url=server.discovery_url,
             cache_dir=tmp_path,
+            seed=0,
+            clock=clock,
+            sleep=clock.sleep,
         )
         results = scorer.score_batch(texts, ["en"] * len(texts))
         stats = dict(scorer.stats)

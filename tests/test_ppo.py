@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from tiny_models import gpt2_word_tokenizer, save_tiny_lm
 
 from xdetox.components.train.ppo.gae import compute_gae, masked_mean, whiten
 from xdetox.components.train.ppo.kl_control import AdaptiveKLController, FixedKLController
@@ -36,44 +35,25 @@ WORDS = [
     "the", "a", "cat", "dog", "sat", "ran", "on", "under", "mat", "tree", "big", "small",
     "red", "blue", "happy", "sad", "nice", "kind", "rude", "bad", "very", "quite", "and", "then",
 ]  # fmt: skip
-EOS = "<|endoftext|>"
 TARGET_WORD = "nice"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny matrices: two threads only contend (20× slower here); restore afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
 def task(tmp_path_factory) -> dict:
     """Base model folder, prompts file and the target token id."""
     root = tmp_path_factory.mktemp("ppo_task")
-    vocab = {EOS: 0, **{w: i + 1 for i, w in enumerate(WORDS)}, "[UNK]": len(WORDS) + 1}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, eos_token=EOS, pad_token=EOS, unk_token="[UNK]"
+    tokenizer = gpt2_word_tokenizer(WORDS)
+    base = save_tiny_lm(
+        root / "base", tokenizer, initializer_range=0.2, bos_token_id=0, eos_token_id=0
     )
-    base = root / "base"
-    tokenizer.save_pretrained(base)
-    torch.manual_seed(0)
-    config = GPT2Config(
-        n_layer=2, n_head=2, n_embd=32, n_positions=64, vocab_size=len(tokenizer),
-        initializer_range=0.2, bos_token_id=0, eos_token_id=0,
-    )  # fmt: skip
-    GPT2LMHeadModel(config).save_pretrained(base)
     rng = random.Random(0)
     prompts = root / "prompts.jsonl"
     with prompts.open("w", encoding="utf-8") as fh:
         for i in range(32):
             words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 6)))
             fh.write(json.dumps({"prompt_id": i, "language": "en", "prompt": words}) + "\n")
-    return {"base": base, "prompts": prompts, "target": vocab[TARGET_WORD], "root": root}
+    target = tokenizer.convert_tokens_to_ids(TARGET_WORD)
+    return {"base": base, "prompts": prompts, "target": target, "root": root}
 
 
 def count_target(target: int):
@@ -273,6 +253,8 @@ def _mean(values):
     return sum(values) / len(values)
 
 
+# e2e: a training run long enough to learn the task (the slowest tests here).
+@pytest.mark.e2e
 def test_ppo_raises_known_reward_with_bounded_kl(task, tmp_path):
     config = rl_config(max_steps=24)
     out = tmp_path / "ppo"
@@ -329,6 +311,7 @@ def _tensors(folder: Path) -> dict[str, torch.Tensor]:
     return {f"{f.name}:{k}": v for f in files for k, v in load_file(str(f)).items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["lora", "full"])
 def test_ppo_resume_continues_and_matches_uninterrupted_run(task, tmp_path, mode):
     config = rl_config(max_steps=6, save_steps=2)
@@ -376,6 +359,7 @@ def test_ppo_resume_continues_and_matches_uninterrupted_run(task, tmp_path, mode
     assert not checkpoints.exists()
 
 
+@pytest.mark.slow
 def test_resume_refuses_changed_hyperparameters(task, tmp_path):
     config = rl_config(max_steps=4, save_steps=2)
     out = tmp_path / "run"
@@ -470,6 +454,7 @@ def online_config(**overrides) -> RLConfig:
     return rl_config(online=online, **overrides)
 
 
+@pytest.mark.e2e
 def test_rloo_raises_known_reward(task, tmp_path):
     out = tmp_path / "rloo"
     summary = train_online(
@@ -501,6 +486,7 @@ class _LengthScorer:
         return out
 
 
+@pytest.mark.slow
 def test_grpo_runs_with_scorer_reward_and_language_column(task, tmp_path):
     scorer = _LengthScorer()
     out = tmp_path / "grpo"
@@ -514,6 +500,7 @@ def test_grpo_runs_with_scorer_reward_and_language_column(task, tmp_path):
     assert (out / "adapter_model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_rloo_resumes_from_its_newest_checkpoint(task, tmp_path):
     config = online_config(max_steps=4, save_steps=2)
     training = training_config("rloo")

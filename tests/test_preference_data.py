@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ from xdetox.components.prepare_data.pair_sources import strip_repeated_prompt
 from xdetox.components.prepare_data.preference_data import prepare_pairs
 from xdetox.config import DataConfig
 from xdetox.errors import ConfigError, DataError
+from xdetox.toy import toy_pairs_dir
 
 WORDS = [
     "the",
@@ -194,10 +193,10 @@ def test_length_filter_counts_match_hand_counts(
     out = tmp_path / "out"
     if not kept_prompts:
         with pytest.raises(DataError, match="no pair left"):
-            prepare_pairs(src, out, config, tokenizer_dir=word_tokenizer, progress=False)
+            prepare_pairs(src, out, config, tokenizer_source=word_tokenizer, progress=False)
         assert not out.exists()
         return
-    stats = prepare_pairs(src, out, config, tokenizer_dir=word_tokenizer, progress=False)
+    stats = prepare_pairs(src, out, config, tokenizer_source=word_tokenizer, progress=False)
     assert [r["prompt"] for r in _read_jsonl(out / "train.jsonl")] == kept_prompts
     assert stats["n_filtered_length"] == 3 - len(kept_prompts)
     assert stats["length_unit"] == unit
@@ -209,6 +208,33 @@ def test_token_filter_needs_a_tokenizer(tmp_path):
     with pytest.raises(ConfigError, match=r"data\.length_filter\.unit"):
         prepare_pairs(src, tmp_path / "out", config, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_component_takes_a_tokenizer_source_string(tmp_path, word_tokenizer):
+    """The KFP component reads the model source as a string ("" = none), not a Model artifact."""
+    from kfp import dsl
+
+    from xdetox.components.prepare_data.component import prepare_data
+
+    src = _write_jsonl(tmp_path / "p.jsonl", _length_pairs())
+
+    def run(unit: str, max_length: int, tokenizer_source: str, name: str) -> Path:
+        out = tmp_path / name
+        prepare_data.python_func(
+            source=str(src), data={"eval_fraction": 0.0,
+                                   "length_filter": {"unit": unit, "max_length": max_length}},
+            tokenizer_source=tokenizer_source, pairs=dsl.Dataset(uri=str(out)),
+            stats=dsl.Metrics(uri=str(tmp_path / f"{name}.metrics")),
+        )  # fmt: skip
+        return out
+
+    tokens = run("tokens", 4, str(word_tokenizer), "tokens")
+    assert [r["prompt"] for r in _read_jsonl(tokens / "train.jsonl")] == ["the dog"]
+    chars = run("chars", 28, "", "chars")  # no tokenizer needed to count characters
+    assert [r["prompt"] for r in _read_jsonl(chars / "train.jsonl")] == ["the cat", "the dog"]
+    with pytest.raises(ConfigError, match=r"data\.length_filter\.unit: 'tokens' needs"):
+        run("tokens", 4, "", "none")
+    assert not (tmp_path / "none").exists()
 
 
 def _many_pairs(tmp_path: Path, n: int) -> Path:
@@ -253,14 +279,15 @@ def test_max_pairs_subsamples_with_the_seed(tmp_path):
     assert (s1["n_after_filter"], s1["n_subsampled_out"], s1["n_kept"]) == (40, 30, 10)
 
 
-def test_toy_source_uses_the_package_toy_pairs(tmp_path, monkeypatch):
-    toy_dir = tmp_path / "toy_pairs"
-    _write_jsonl(toy_dir / "split_0.jsonl", [_pairwise("x", " good", " bad")])
-    fake = types.ModuleType("xdetox.toy")
-    fake.toy_pairs_dir = lambda: toy_dir
-    monkeypatch.setitem(sys.modules, "xdetox.toy", fake)
+def test_toy_source_uses_the_package_toy_pairs(tmp_path):
+    toy_dir = toy_pairs_dir()
+    lines = sum(len(_read_jsonl(p)) for p in sorted(toy_dir.glob("*.jsonl")))
     stats = prepare_pairs("toy", tmp_path / "out", _config(), progress=False)
-    assert stats["source"] == str(toy_dir) and stats["n_train"] == 1
+    assert stats["source"] == str(toy_dir) and stats["n_read"] == lines > 0
+    # A folder that happens to be called "toy" is a folder, not the toy data.
+    _write_jsonl(tmp_path / "toy" / "split_0.jsonl", [_pairwise("x", " good", " bad")])
+    local = prepare_pairs(tmp_path / "toy", tmp_path / "local", _config(), progress=False)
+    assert local["n_read"] == 1
 
 
 def _assert_no_output(out: Path) -> None:

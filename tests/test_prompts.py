@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -296,14 +294,15 @@ def test_source_errors(tmp_path):
     assert_nothing_written(tmp_path)
 
 
-def test_toy_source_uses_the_toy_package(tmp_path, monkeypatch):
-    shipped = [{"prompt_id": "t", "language": "en", "prompt": "Hi"}]
-    src = write_lines(tmp_path / "shipped.jsonl", shipped)
-    fake = types.ModuleType("xdetox.toy")
-    fake.toy_prompts_path = lambda: src  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "xdetox.toy", fake)
+def test_toy_source_uses_the_toy_package(tmp_path):
+    from xdetox.files import read_jsonl
+    from xdetox.toy import toy_prompts_path
+
+    shipped = [r for r in read_jsonl(toy_prompts_path()) if r["language"] == "en"]
     counts, recs = run("toy", tmp_path, languages=["en"])
-    assert counts == {"en": 1} and recs[0]["source_file"] == "shipped.jsonl"
+    assert counts == {"en": len(shipped)} and len(shipped) > 0
+    assert [r["prompt"] for r in recs] == [r["prompt"] for r in shipped]
+    assert recs[0]["source_file"] == toy_prompts_path().name
 
 
 def test_no_language_list_keeps_every_language(tmp_path):

@@ -13,13 +13,8 @@ import pytest
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file, save_file
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import (
-    AutoModelForCausalLM,
-    GPT2Config,
-    GPT2LMHeadModel,
-    PreTrainedTokenizerFast,
-)
+from tiny_models import gpt2_word_tokenizer, save_tiny_lm
+from transformers import AutoModelForCausalLM
 
 from xdetox.components.merge.merge_lora import merge_adapter
 from xdetox.components.train import policy
@@ -37,23 +32,13 @@ from xdetox.config.training import QLoraConfig
 from xdetox.errors import ConfigError, XdetoxError
 
 WORDS = ["the", "cat", "sat", "on", "mat", "nice", "kind", "rude", "bad", "words"]
-EOS = "<|endoftext|>"
 HAS_GPU_QLORA = torch.cuda.is_available() and importlib.util.find_spec("bitsandbytes") is not None
 
 
 @pytest.fixture(scope="module")
 def base_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("qlora")
-    vocab = {EOS: 0, **{w: i + 1 for i, w in enumerate(WORDS)}, "[UNK]": len(WORDS) + 1}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=backend, eos_token=EOS, pad_token=EOS, unk_token="[UNK]"
-    )
-    tok.save_pretrained(root / "base")
-    torch.manual_seed(0)
-    config = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=64, vocab_size=len(tok))
-    GPT2LMHeadModel(config).save_pretrained(root / "base")
+    save_tiny_lm(root / "base", gpt2_word_tokenizer(WORDS))
     pairs = root / "pairs"
     pairs.mkdir()
     row = {"prompt": "the cat", "chosen": " nice kind words", "rejected": " rude bad words"}

@@ -15,8 +15,9 @@ from xdetox.components.score.lexicon import (
     score_text,
     tokenize,
 )
+from xdetox.components.score.lexicon_scorer import LexiconScorer
 from xdetox.components.score.score_file import score_generations
-from xdetox.components.score.scorers import LexiconScorer, get_scorer
+from xdetox.components.score.scorers import get_scorer
 from xdetox.config import ScoringConfig
 from xdetox.errors import ConfigError, DataError
 from xdetox.records import ATTRIBUTES

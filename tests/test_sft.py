@@ -168,6 +168,7 @@ def test_sft_config_maps_the_section(tmp_path):
 # -- training -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sft_on_pairs_learns_the_chosen_completion(root, tmp_path):
     out = tmp_path / "sft"
     summary = train_sft(root / "base", root / "pairs", out, _config(), progress=False)
@@ -188,6 +189,7 @@ def test_sft_on_pairs_learns_the_chosen_completion(root, tmp_path):
     assert after > before + 1.0
 
 
+@pytest.mark.slow
 def test_text_and_messages_formats_train(root, tmp_path):
     text = _write(tmp_path / "t.jsonl", [{"text": p + CHOSEN} for p in PROMPTS])
     summary = train_sft(root / "base", text, tmp_path / "text", _config(sft={"max_steps": 2}),
@@ -223,6 +225,7 @@ class Steps(TrainerCallback):
             raise _Preempted("preempted")
 
 
+@pytest.mark.slow
 def test_sft_then_dpo_gives_a_full_model_referenced_on_the_sft_model(root, tmp_path):
     out = tmp_path / "tuned"
     work = tmp_path / "work"
@@ -255,6 +258,7 @@ def test_sft_then_dpo_gives_a_full_model_referenced_on_the_sft_model(root, tmp_p
     )
 
 
+@pytest.mark.slow
 def test_sft_then_dpo_resumes_where_it_was_stopped(root, tmp_path):
     out = tmp_path / "tuned"
     work = Path(str(out) + ".checkpoints")

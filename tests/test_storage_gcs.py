@@ -13,13 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from fakes.gcs_server import HOST, FakeGcsServer, refusing_gcs_server, start_fake_gcs_server
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
-from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
-from xdetox.components.load_model.model_source import materialize_model
 from xdetox.components.prepare_prompts.prompts import prepare_prompts
 from xdetox.errors import DataError, XdetoxError
 from xdetox.files import iter_jsonl
@@ -292,45 +289,6 @@ def test_upload_errors_name_the_path_or_uri(gcs_server: FakeGcsServer, tmp_path:
     file = _write(tmp_path / "f.txt", b"x")
     with pytest.raises(DataError, match=r"^gs://xdetox-no-such-bucket/x: bucket .* not found"):
         upload_gcs_prefix(file, "gs://xdetox-no-such-bucket/x")
-
-
-# --------------------------------------------------------------------------------------- model
-
-
-def test_materialize_model_from_gcs(bucket: storage.Bucket, tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=64))
-    model.save_pretrained(tmp_path / "saved")
-    uri = f"gs://{bucket.name}/models/tiny"
-    upload_gcs_prefix(tmp_path / "saved", uri)
-
-    out = tmp_path / "artifact" / "model"
-    meta = materialize_model(uri, out)
-
-    assert meta["source"] == uri
-    assert meta["model_type"] == "gpt2"
-    assert meta["weights_bytes"] == (tmp_path / "saved" / "model.safetensors").stat().st_size
-    assert files_under(out) == files_under(tmp_path / "saved")
-    assert [p.name for p in out.parent.iterdir()] == ["model"]  # no temporary folder left
-    loaded = AutoModelForCausalLM.from_pretrained(out)
-    expected = model.state_dict()
-    got = loaded.state_dict()
-    assert got.keys() == expected.keys()
-    for name, tensor in expected.items():
-        assert torch.equal(got[name], tensor), name
-
-
-def test_materialize_model_from_gcs_folder_without_config(
-    bucket: storage.Bucket, tmp_path: Path
-) -> None:
-    put(bucket, "models/broken/model.safetensors", b"not really weights")
-    uri = f"gs://{bucket.name}/models/broken"
-    out = tmp_path / "artifact" / "model"
-
-    with pytest.raises(DataError, match=rf"^{uri}: not a Hugging Face model folder"):
-        materialize_model(uri, out)
-
-    assert not out.parent.exists() or list(out.parent.iterdir()) == []
 
 
 # ------------------------------------------------------------------------------------- prompts

@@ -141,8 +141,8 @@ def test_token_from_environment(server, monkeypatch, capsys):
 
 def test_param_sets_runtime_parameters_merged_over_recipe(server, capsys):
     toy = load_config()
-    params = ["training.beta=0.3", "generation={n: 3}", "base_model=gs://b/m",
-              "training.learning_rate=1e-4"]  # fmt: skip
+    params = ["training.beta=0.3", "generation={n: 3}", "base_model=ai-forever/mGPT",
+              "training.learning_rate=1e-4", "training.method=dpo"]  # fmt: skip
     code = _submit(server, *[arg for p in params for arg in ("--param", p)])
     assert code == 0, capsys.readouterr().err
     params = server.calls("POST", "/runs")[0].json["runtime_config"]["parameters"]
@@ -152,7 +152,41 @@ def test_param_sets_runtime_parameters_merged_over_recipe(server, capsys):
     assert params["training"]["warmup_steps"] == toy.training.warmup_steps  # recipe kept
     assert params["generation"]["n"] == 3
     assert params["generation"]["max_new_tokens"] == toy.generation.max_new_tokens
-    assert params["base_model"] == "gs://b/m"
+    assert params["base_model"] == "ai-forever/mGPT"
+    assert params["training"]["method"] == "dpo"  # the compiled method again: same graph
+
+
+@pytest.mark.parametrize(
+    ("param", "key"),
+    [
+        ("training.method=ppo", "training.method"),  # no preference pairs, another trainer
+        ("training={method: sft_dpo}", "training.method"),
+        ("training.mode=full", "training.mode"),  # no merge task
+        ("scoring.agreement_with=perspective", "scoring.agreement_with"),  # more score tasks
+        ("scoring.scorer=perspective", "scoring.scorer"),  # never cached
+        ("base_model=gs://b/m", "model.base"),  # imported instead of loaded
+    ],
+)
+@pytest.mark.parametrize("command", ["submit", "schedule"])
+def test_graph_settings_are_compile_time_only(server, capsys, param, key, command):
+    extra = ["--cron", "0 0 6 * * *"] if command == "schedule" else []
+    argv = [command, "--host", server.url, "--token", TOKEN, *extra, "--param", param]
+    assert main(argv) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert f"{key} shapes the pipeline's graph" in line
+    assert f"--config or --set {key}=" in line
+    assert server.requests == []  # no pipeline, version, experiment or run was created
+    assert not (server.pipelines or server.versions or server.runs or server.recurring_runs)
+
+
+def test_registered_pipelines_declare_their_shape_keys():
+    from xdetox.pipelines.registry import PIPELINES, SHAPE_KEYS
+
+    assert set(SHAPE_KEYS) == set(PIPELINES)
+    detox = {k.key for k in SHAPE_KEYS["detox"]}
+    assert {"training.method", "training.mode", "scoring.agreement_with",
+            "interpret.run_in_detox", "model.base"} <= detox  # fmt: skip
+    assert "interpret.tuned_model" in {k.key for k in SHAPE_KEYS["interpret"]}
 
 
 @pytest.mark.parametrize(
@@ -189,6 +223,7 @@ def test_same_config_reuses_version_new_config_makes_new_one(server, capsys):
     assert len(server.experiments) == 1  # "toy", created once
 
 
+@pytest.mark.slow
 def test_reusing_a_version_built_from_other_code_warns(server, caplog):
     assert _submit(server) == 0
     assert _submit(server) == 0

@@ -123,6 +123,7 @@ def test_cache_path_follows_env_and_seed(tmp_path, monkeypatch):
     assert toy_model_path(0) != toy_model_path(1)
 
 
+@pytest.mark.slow
 def test_failed_build_leaves_nothing_half_written(tmp_path, monkeypatch):
     monkeypatch.setenv(toy_model.CACHE_ENV, str(tmp_path))
     monkeypatch.setattr(toy_model, "_train", lambda *args, **kwargs: 0.0)  # skip the training
@@ -147,6 +148,8 @@ def built_model(tmp_path_factory):
         yield path
 
 
+# e2e: the built_model fixture is a real build (training) of the toy model.
+@pytest.mark.e2e
 def test_model_builds_into_the_cache_and_is_reused(built_model, tmp_path, monkeypatch):
     monkeypatch.setenv(toy_model.CACHE_ENV, str(built_model.parent))
     assert built_model == toy_model_path(0)
@@ -162,6 +165,7 @@ def test_model_builds_into_the_cache_and_is_reused(built_model, tmp_path, monkey
     ).read_bytes()
 
 
+@pytest.mark.e2e
 def test_model_loads_with_auto_classes(built_model):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -175,6 +179,7 @@ def test_model_loads_with_auto_classes(built_model):
     assert tokenizer.decode(tokenizer(text)["input_ids"]) == text
 
 
+@pytest.mark.e2e
 def test_english_samples_are_toxic_about_as_often_as_the_corpus(built_model, lexicons, templates):
     """The property the end-to-end DPO test relies on (protocol: n 10, T 0.9, top-p 0.8)."""
     import torch

@@ -15,11 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from accelerate.commands.launch import _validate_launch_command, launch_command_parser
 from kfp import compiler, dsl
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from tiny_models import gpt2_word_tokenizer, save_tiny_lm
 
 from xdetox.cli.main import build_parser, main
 from xdetox.components.train import dispatch, launch
@@ -37,31 +35,13 @@ from xdetox.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 WORDS = ["the", "cat", "sat", "on", "mat", "nice", "kind", "rude", "bad", "words"]
-EOS = "<|endoftext|>"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> dict[str, Path]:
     """A tiny GPT-2, prepared pairs and a prompts file."""
     root = tmp_path_factory.mktemp("train")
-    vocab = {EOS: 0, **{w: i + 1 for i, w in enumerate(WORDS)}, "[UNK]": len(WORDS) + 1}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=backend, eos_token=EOS, pad_token=EOS, unk_token="[UNK]"
-    )
-    tok.save_pretrained(root / "base")
-    torch.manual_seed(0)
-    config = GPT2Config(n_layer=1, n_head=2, n_embd=16, n_positions=64, vocab_size=len(tok))
-    GPT2LMHeadModel(config).save_pretrained(root / "base")
+    save_tiny_lm(root / "base", gpt2_word_tokenizer(WORDS), layers=1, hidden=16)
     (root / "pairs").mkdir()
     row = {"prompt": "the cat sat", "chosen": " nice kind words", "rejected": " rude bad words"}
     (root / "pairs" / "train.jsonl").write_text((json.dumps(row) + "\n") * 8)
@@ -187,6 +167,7 @@ def test_failed_launch_is_one_error(world, tmp_path, monkeypatch):
                            num_gpus=2)  # fmt: skip
 
 
+@pytest.mark.e2e
 def test_run_module_trains_in_a_subprocess(world, tmp_path):
     config = tmp_path / "run.json"
     config.write_text(json.dumps({"training": _dpo().model_dump(mode="json")}))
@@ -287,7 +268,7 @@ def test_component_trains_logs_metrics_and_curves(world, tmp_path):
     assert "final_eval_loss" not in metrics.metadata  # no eval pairs: absent, not 0
     assert all(isinstance(v, float) for v in metrics.metadata.values())
     assert "data:image/png;base64," in (tmp_path / "curves.html").read_text()
-    assert tuned.metadata == {"method": "dpo", "mode": "lora"}
+    assert tuned.metadata == {"method": "dpo", "mode": "lora", "xdetox_kind": "trained"}
 
 
 def test_component_reads_rl_prompts_when_no_prompts_artifact(world, tmp_path, monkeypatch):

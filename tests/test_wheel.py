@@ -38,6 +38,10 @@ def _source_tree(dest: Path) -> Path:
     return dest
 
 
+# slow: builds the wheel and installs it into a fresh virtual environment.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")

@@ -29,6 +29,7 @@ import pandas as pd
 from xdetox.components.metrics.read_scores import read_scores, score_column
 from xdetox.errors import DataError
 from xdetox.records import TOXICITY
+from xdetox.stats import pearson, spearman
 
 JOIN_KEY: tuple[str, ...] = ("model", "prompt_id", "sample_index", "language")
 ALL_LANGUAGES = "ALL"
@@ -51,23 +52,6 @@ COLUMNS: tuple[str, ...] = (
     "mean_b",
     "threshold",
 )
-
-
-def pearson(x: np.ndarray, y: np.ndarray) -> float:
-    """Pearson's r; NaN with fewer than two pairs or a constant side."""
-    if len(x) < 2:
-        return math.nan
-    dx, dy = x - x.mean(), y - y.mean()
-    denominator = math.sqrt(float((dx * dx).sum()) * float((dy * dy).sum()))
-    return float((dx * dy).sum()) / denominator if denominator > 0 else math.nan
-
-
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's ρ: Pearson's r of the ranks (ties get their average rank)."""
-    return pearson(
-        pd.Series(x).rank(method="average").to_numpy(),
-        pd.Series(y).rank(method="average").to_numpy(),
-    )
 
 
 def agreement_stats(a: np.ndarray, b: np.ndarray, threshold: float = 0.5) -> dict[str, float]:

@@ -5,10 +5,21 @@ from typing import List  # noqa: UP035  KFP's signature parser needs typing.List
 from kfp import dsl
 from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Output
 
-from xdetox.components.images import BASE_IMAGE
+from xdetox.components.images import stage_image
+from xdetox.config.interface import documented
 
 
-@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=stage_image("agreement"), install_kfp_package=False)
+@documented(
+    scores_a="score JSON lines of the first scorer (one file per language)",
+    scores_b="score JSON lines of the second scorer, on the same generations",
+    attribute="the attribute compared, e.g. TOXICITY",
+    threshold="a score at or above this counts as toxic (agreement, Cohen's kappa)",
+    table="agreement.csv: one row per pair of scorers and language",
+    markdown="the table as Markdown",
+    html="the table as an HTML page",
+    metrics="<scorer_a>_vs_<scorer_b>.<language>.<statistic>, for KFP's run comparison",
+)
 def scorer_agreement(
     scores_a: Input[List[Dataset]],  # noqa: UP006
     scores_b: Input[List[Dataset]],  # noqa: UP006

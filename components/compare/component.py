@@ -3,10 +3,21 @@
 from kfp import dsl
 from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Output
 
-from xdetox.components.images import BASE_IMAGE
+from xdetox.components.images import stage_image
+from xdetox.config import EvaluationConfig
+from xdetox.config.interface import documented
 
 
-@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=stage_image("compare"), install_kfp_package=False)
+@documented(
+    metrics_csv="this run's metrics.csv (every model × language)",
+    evaluation=EvaluationConfig,
+    comparison="comparison.csv: per language the baseline and current value, delta, status",
+    flags="regressed.<language>, delta.<language> and n_regressed",
+    report="the comparison as an HTML page",
+    summary="the comparison as Markdown",
+    returns="whether to fail the run: a language regressed and fail_on_regression is set",
+)
 def compare_with_baseline(
     metrics_csv: Input[Dataset],
     evaluation: dict,
@@ -31,6 +42,8 @@ def compare_with_baseline(
     from xdetox.files import atomic_path, write_text
 
     config = validate_section(EvaluationConfig, evaluation, "pipeline parameter 'evaluation'")
+    comparison.metadata.update({"xdetox_kind": "comparison", "format": "csv"})
+    report.metadata.update({"xdetox_kind": "comparison", "format": "html"})
     if not config.baseline:
         message = "no baseline configured: nothing compared"
         write_text(summary.path, f"# Regression check\n\n{message}.\n")
@@ -63,7 +76,8 @@ def compare_with_baseline(
     return bool(result.regressed) and config.fail_on_regression
 
 
-@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=stage_image("compare"), install_kfp_package=False)
+@documented(comparison="comparison.csv written by compare_with_baseline")
 def fail_run(comparison: Input[Dataset]):
     """Fail the run on purpose, so a schedule shows the regression as a failed run."""
     import pandas as pd

@@ -63,10 +63,10 @@ def generate_file(
 ) -> int:
     """Generate ``config.n`` samples per prompt with the chosen backend; lines written.
 
-    ``model_dir`` is a local folder (the caller resolves ``gs://`` and Hub ids, see
-    ``xdetox.components.load_model.model_source.materialize_model``). ``device`` applies to the
-    transformers backend (vLLM uses every visible GPU, or the CPU); ``on_shard`` is called in
-    this process only, so it is ignored by vLLM, which runs in a child process.
+    ``model_dir`` is a local folder (the caller resolves ``toy``, ``gs://`` and Hub ids with
+    :func:`xdetox.models.resolve_model`). ``device`` applies to the transformers backend (vLLM
+    uses every visible GPU, or the CPU); ``on_shard`` is called in this process only, so it is
+    ignored by vLLM, which runs in a child process.
     """
     chosen = choose_backend(backend)
     check_generation_config(config)

@@ -3,10 +3,20 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
 
-from xdetox.components.images import GENERATE_IMAGE
+from xdetox.components.images import stage_image
+from xdetox.config import GenerationConfig
+from xdetox.config.interface import documented
 
 
-@dsl.component(base_image=GENERATE_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=stage_image("generate"), install_kfp_package=False)
+@documented(
+    model="the Hugging Face model folder sampled from",
+    prompts="prepared prompts JSON lines (every language)",
+    language="the language whose prompts are sampled",
+    model_label="the model column of the rows written (e.g. base, dpo)",
+    generation=GenerationConfig,
+    generations="generation JSON lines, one per sample",
+)
 def generate(
     model: Input[Model],
     prompts: Input[Dataset],

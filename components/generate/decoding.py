@@ -3,7 +3,8 @@
 Both backends tokenize the prompts here with the model's own transformers tokenizer and decode
 the continuations here too (vLLM receives token ids and does not detokenize), so a prompt is cut
 the same way, ``n_tokens`` counts the same tokens and ``text`` is decoded the same way whichever
-backend ran. No torch here: the vLLM worker does not need transformers' model classes.
+backend ran. No torch here: the vLLM worker does not need transformers' model classes. The
+tokenizer, the context limit and the end-of-sequence ids come from :mod:`xdetox.models`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from xdetox.components.generate.prompt_file import Prompt
-from xdetox.errors import ConfigError, DataError
+from xdetox.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -57,39 +58,6 @@ def log_summary(model_label: str, summary: GenerationSummary) -> None:
         )
 
 
-def load_tokenizer(model_dir: str | Path) -> Any:
-    """The model's tokenizer with left padding and a pad token (eos when it has none)."""
-    from transformers import AutoTokenizer
-
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise DataError("model folder not found", model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    # Left padding: generation appends on the right, so every row's last real token is aligned.
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        if tokenizer.eos_token is None:
-            raise DataError("tokenizer has neither a pad nor an eos token; cannot batch", model_dir)
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
-def context_limit_from_config(model_config: Any, max_new_tokens: int) -> int | None:
-    """Longest prompt (tokens) that leaves room for ``max_new_tokens``; None if unbounded."""
-    positions = getattr(model_config, "n_positions", None) or getattr(
-        model_config, "max_position_embeddings", None
-    )
-    if positions is None:
-        return None  # e.g. ALiBi models (BLOOM) have no fixed position table
-    limit = int(positions) - max_new_tokens
-    if limit <= 0:
-        raise ConfigError(
-            f"generation.max_new_tokens: {max_new_tokens} leaves no room for a prompt in a "
-            f"context of {positions} positions"
-        )
-    return limit
-
-
 def encode_prompts(
     tokenizer: Any, prompts: Sequence[Prompt], limit: int | None, source: Path
 ) -> tuple[list[list[int]], int]:
@@ -111,34 +79,6 @@ def encode_prompts(
             ids = [bos, *ids[len(ids) - limit + 1 :]] if keep_bos else ids[len(ids) - limit :]
         encoded.append(ids)
     return encoded, truncated
-
-
-def as_id_list(eos: Any) -> list[int]:
-    """An ``eos_token_id`` setting (None, an int or a list) as a list of ints."""
-    if eos is None:
-        return []
-    return [int(e) for e in eos] if isinstance(eos, (list, tuple)) else [int(eos)]
-
-
-def model_eos_ids(model_dir: str | Path, tokenizer: Any) -> list[int]:
-    """The end-of-sequence ids transformers' ``from_pretrained`` would give the model.
-
-    ``generation_config.json`` when the folder has one (Llama 3 lists several ids there), else the
-    model config's, else the tokenizer's: the same order as the transformers backend, so both
-    backends stop on the same tokens.
-    """
-    from transformers import AutoConfig
-    from transformers import GenerationConfig as HFGenerationConfig
-
-    model_dir = Path(model_dir)
-    if (model_dir / "generation_config.json").is_file():
-        eos = HFGenerationConfig.from_pretrained(model_dir).eos_token_id
-    else:
-        model_config = AutoConfig.from_pretrained(model_dir)
-        eos = HFGenerationConfig.from_model_config(model_config).eos_token_id
-    if eos is None:
-        eos = tokenizer.eos_token_id
-    return as_id_list(eos)
 
 
 def continuation_text(tokenizer: Any, prompt_ids: list[int], new_ids: list[int]) -> str:

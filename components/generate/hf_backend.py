@@ -25,16 +25,13 @@ from typing import Any
 
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForCausalLM, LogitsProcessorList
 from transformers import GenerationConfig as HFGenerationConfig
+from transformers import LogitsProcessorList
 
 from xdetox.components.generate.decoding import (
     GenerationSummary,
-    as_id_list,
-    context_limit_from_config,
     continuation_text,
     encode_prompts,
-    load_tokenizer,
     log_summary,
     sample_record,
     split_finished,
@@ -49,47 +46,22 @@ from xdetox.components.generate.shards import (
     run_identity,
 )
 from xdetox.config import GenerationConfig
+from xdetox.models import context_limit, eos_token_ids, load_model_and_tokenizer, pick_device
 
 # Kept importable from here: the interpretability stage and the tests use them.
 __all__ = [
     "GenerationSummary",
     "HFGenerator",
-    "context_limit",
     "continuation_text",
     "encode_prompts",
-    "eos_token_ids",
     "generate_file",
     "generate_samples",
     "hf_generation_config",
     "left_pad",
-    "load_model",
-    "pick_device",
     "split_finished",
 ]
 
 log = logging.getLogger(__name__)
-
-
-def pick_device(device: str | None = None) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def load_model(model_dir: str | Path, device: torch.device) -> tuple[Any, Any]:
-    """Tokenizer (left padding, pad = eos when missing) and model (eval mode) from a folder."""
-    tokenizer = load_tokenizer(model_dir)
-    # fp32 on CPU (bf16 matmuls are slow there); on GPU the checkpoint's own dtype.
-    dtype: Any = "auto" if device.type == "cuda" else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(Path(model_dir), dtype=dtype)
-    model.to(device)
-    model.eval()
-    return model, tokenizer
-
-
-def context_limit(model: Any, max_new_tokens: int) -> int | None:
-    """Longest prompt (tokens) that still leaves room for ``max_new_tokens``; None if unbounded."""
-    return context_limit_from_config(model.config, max_new_tokens)
 
 
 def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,13 +73,6 @@ def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, 
             ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
             mask[i, width - len(r) :] = 1
     return ids, mask
-
-
-def eos_token_ids(model: Any, tokenizer: Any) -> list[int]:
-    eos = model.generation_config.eos_token_id
-    if eos is None:
-        eos = tokenizer.eos_token_id
-    return as_id_list(eos)
 
 
 def hf_generation_config(
@@ -241,7 +206,7 @@ class HFGenerator:
 
     def __call__(self, prompts: Sequence[Prompt]) -> list[dict[str, Any]]:
         if self._loaded is None:
-            self._loaded = load_model(self.model_dir, pick_device(self.device))
+            self._loaded = load_model_and_tokenizer(self.model_dir, pick_device(self.device))
         model, tokenizer = self._loaded
         records, summary = generate_samples(
             model,

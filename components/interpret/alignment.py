@@ -1,4 +1,4 @@
-"""Cross-lingual alignment per layer, and its correlation with the drop in toxicity (XG §5).
+"""Cross-lingual alignment per layer, and its correlation with the drop in toxicity (as in XG).
 
 For parallel sentences (English ``en`` and its translation ``text`` in ``language``), each layer's
 hidden states are mean-pooled over the tokens, and two measures are reported per language:
@@ -31,11 +31,11 @@ import torch.nn.functional as F
 from xdetox.components.interpret.plots import panels_png
 from xdetox.components.interpret.pooling import encode_texts, load_frozen, mean_pooled_states
 from xdetox.components.interpret.settings import AlignmentConfig
-from xdetox.components.interpret.stats import pearson
 from xdetox.components.interpret.tables import write_csv
 from xdetox.components.prepare_prompts.languages import normalise_language
 from xdetox.errors import ConfigError, DataError
 from xdetox.files import atomic_dir, iter_jsonl, require_fields, write_json
+from xdetox.stats import nan_to_none, pearson
 
 log = logging.getLogger(__name__)
 
@@ -222,12 +222,17 @@ def correlate_with_drop(
         )
     used = [r for r in rows if r["language"] not in skipped]
     drop_values = [r["drop"] for r in used]
+
+    def with_drop(measure: str) -> float | None:
+        # Three languages at least: two points always lie on a line and would "correlate".
+        return nan_to_none(pearson([r[measure] for r in used], drop_values, min_pairs=3))
+
     stats = {
         "layer": layer,
         "n_languages": len(used),
         "languages_skipped": skipped,
-        "pearson_mean_cosine": pearson([r["mean_cosine"] for r in used], drop_values),
-        "pearson_retrieval_accuracy": pearson([r["retrieval_accuracy"] for r in used], drop_values),
+        "pearson_mean_cosine": with_drop("mean_cosine"),
+        "pearson_retrieval_accuracy": with_drop("retrieval_accuracy"),
     }
     return rows, stats
 

@@ -1,4 +1,4 @@
-"""KFP components of the interpretability stages (issue #7); thin calls into plain modules.
+"""KFP components of the interpretability stages; thin calls into plain modules.
 
 Every stage writes its whole output folder (CSVs, plots, ``*_summary.json``) into a ``results``
 artifact (the probe: into its ``probe`` Model) that later stages and the report read, plus
@@ -24,10 +24,29 @@ from kfp.dsl import (
     Output,
 )
 
-from xdetox.components.images import BASE_IMAGE, TRAIN_IMAGE
+from xdetox.components.images import stage_image
+from xdetox.config import (
+    ActivationConfig,
+    AlignmentConfig,
+    GenerationConfig,
+    InterventionConfig,
+    ProbeConfig,
+    ScoringConfig,
+    ValueVectorConfig,
+)
+from xdetox.config.interface import documented
 
 
-@dsl.component(base_image=TRAIN_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=stage_image("probe"), install_kfp_package=False)
+@documented(
+    model="the frozen model probed",
+    data_source="probe data: Jigsaw train.csv or a text,label CSV (toy, a path or gs://)",
+    probe_config=ProbeConfig,
+    probe="probe.safetensors and the stage's tables and summary",
+    metrics="validation (and test) accuracy, ROC AUC and loss; best epoch; examples",
+    roc="the probe's ROC curve and confusion matrix",
+    test_source="optional held-out CSV in the same formats; empty: none",
+)
 def train_probe(
     model: Input[Model],
     data_source: str,
@@ -72,7 +91,17 @@ def train_probe(
     )
 
 
-@dsl.component(base_image=TRAIN_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=stage_image("value_vectors"), install_kfp_package=False)
+@documented(
+    model="the model whose MLP value vectors are ranked",
+    probe="the trained probe",
+    prompts="prompts JSON lines; the configured language's are used",
+    value_vector_config=ValueVectorConfig,
+    table="value_vectors.csv: the ranked vectors and whether each was kept",
+    results="the stage's folder (tables, plots, summary) for later stages",
+    html="the stage's plots and tables",
+    metrics="candidates, kept vectors and the top cosine",
+)
 def find_value_vectors(
     model: Input[Model],
     probe: Input[Model],
@@ -111,7 +140,17 @@ def find_value_vectors(
     results.metadata.update(info)
 
 
-@dsl.component(base_image=TRAIN_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=stage_image("intervene"), install_kfp_package=False)
+@documented(
+    model="the model intervened on",
+    neurons="value_vectors.csv (kept rows)",
+    prompts="prompts JSON lines",
+    language="the language swept; empty: every configured language",
+    intervention_config=InterventionConfig,
+    generation=(GenerationConfig, "Samples the continuations at each offset."),
+    scoring=(ScoringConfig, "Scores those continuations."),
+    results="the sweep's table for this language",
+)
 def intervene(
     model: Input[Model],
     neurons: Input[Dataset],
@@ -142,14 +181,20 @@ def intervene(
     )
     results.metadata.update(
         {
-            "xdetox_kind": "intervention",
+            "xdetox_kind": "intervention_language",
             "languages": ",".join(summary["languages"]),
             "n_neurons": summary["n_neurons"],
         }
     )
 
 
-@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=stage_image("interpret_report"), install_kfp_package=False)
+@documented(
+    parts="the per-language sweeps",
+    results="one table, the toxicity-vs-offset plot and the summary",
+    html="the plot and tables",
+    metrics="avg_toxicity.offset_<offset>: mean over languages",
+)
 def combine_interventions(
     parts: Input[List[Dataset]],  # noqa: UP006
     results: Output[Dataset],
@@ -169,7 +214,19 @@ def combine_interventions(
     )
 
 
-@dsl.component(base_image=TRAIN_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=stage_image("activations"), install_kfp_package=False)
+@documented(
+    base_model="the base model",
+    neurons="value_vectors.csv (kept rows)",
+    prompts="prompts JSON lines",
+    activation_config=ActivationConfig,
+    results="activation tables and plots",
+    html="the plots and tables",
+    metrics="mean_activation.<model>: mean over languages",
+    tuned_model="the tuned model, when compared",
+    base_label="the base model's name in tables and plots",
+    tuned_label="the tuned model's name in tables and plots",
+)
 def measure_activations(
     base_model: Input[Model],
     neurons: Input[Dataset],
@@ -203,7 +260,17 @@ def measure_activations(
     results.metadata.update({"xdetox_kind": "activations", "models": ",".join(models)})
 
 
-@dsl.component(base_image=TRAIN_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=stage_image("alignment"), install_kfp_package=False)
+@documented(
+    model="the model whose hidden states are compared",
+    pairs_source="parallel sentences, JSON lines or CSV en,text,language (toy, a path or gs://)",
+    alignment_config=AlignmentConfig,
+    results="per-layer alignment tables, plots and summary",
+    html="the plots and tables",
+    metrics="Pearson correlations of alignment with the toxicity drop",
+    metrics_table="a metrics.csv artifact of a detox run (base vs tuned per language)",
+    metrics_source="a metrics.csv path or gs:// URI, read when metrics_table is not connected",
+)
 def measure_alignment(
     model: Input[Model],
     pairs_source: str,
@@ -236,7 +303,17 @@ def measure_alignment(
     results.metadata.update({"xdetox_kind": "alignment", "pairs_source": pairs_source})
 
 
-@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=stage_image("interpret_report"), install_kfp_package=False)
+@documented(
+    probe="the probe stage's output",
+    value_vectors="the value vector stage's folder",
+    intervention="the combined intervention sweep",
+    activations="the activation stage's folder",
+    alignment="the alignment stage's folder",
+    run_info="run name and settings shown on the report (string → string)",
+    html="one page with every stage's plots",
+    markdown="a Markdown summary of every stage",
+)
 def interpret_report(
     probe: Input[Model],
     value_vectors: Input[Dataset],
@@ -260,3 +337,5 @@ def interpret_report(
     info = {str(k): str(v) for k, v in run_info.items()}
     write_report(html.path, stages, run_info=info)
     write_markdown_report(markdown.path, stages, run_info=info)
+    html.metadata.update({"xdetox_kind": "interpret_report", "format": "html"})
+    markdown.metadata.update({"xdetox_kind": "interpret_report", "format": "markdown"})

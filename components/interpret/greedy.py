@@ -1,4 +1,4 @@
-"""Neuron activations at the last position over greedily generated steps (XG §5).
+"""Neuron activations at the last position over greedily generated steps (as in XG).
 
 The model generates ``steps`` tokens greedily from each prompt while a recorder keeps, at each
 forward pass, the activations at the last position: the prompt's last token for the first new
@@ -19,20 +19,15 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from xdetox.components.generate.hf_backend import (
-    context_limit,
-    encode_prompts,
-    eos_token_ids,
-    hf_generation_config,
-    left_pad,
-    split_finished,
-)
+from xdetox.components.generate.decoding import encode_prompts, split_finished
+from xdetox.components.generate.hf_backend import hf_generation_config, left_pad
 from xdetox.components.generate.prompt_file import Prompt
 from xdetox.components.interpret.architectures import Architecture
 from xdetox.components.interpret.hooks import ActivationRecorder
 from xdetox.components.interpret.neurons import Neuron
 from xdetox.config import GenerationConfig
 from xdetox.errors import XdetoxError
+from xdetox.models import context_limit, eos_token_ids
 
 
 @dataclass

@@ -31,7 +31,7 @@ def _check(arch: Architecture, neurons: Sequence[Neuron]) -> None:
 def neuron_offset(arch: Architecture, neurons: Sequence[Neuron], offset: float) -> Iterator[None]:
     """Add ``offset`` to each neuron's activation at every position while the block runs.
 
-    Every position means the prompt's and, during generation, each new token's (XG §5). The
+    Every position means the prompt's and, during generation, each new token's (as in XG). The
     input is copied before it is changed: the tensor may be shared with other code.
     """
     _check(arch, neurons)

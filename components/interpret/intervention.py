@@ -1,4 +1,4 @@
-"""Intervention: shift the toxic neurons' activations and measure toxicity per language (XG §5).
+"""Intervention: shift the toxic neurons' activations and measure toxicity per language (as in XG).
 
 For each offset (XG: 0, -1, ..., -5), the chosen neurons get that offset added at every
 position while the model continues the prompts of every language; the continuations are scored

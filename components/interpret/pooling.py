@@ -15,13 +15,13 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from xdetox.components.generate.hf_backend import load_model, pick_device
 from xdetox.components.interpret.architectures import Architecture, resolve_architecture
+from xdetox.models import load_model_and_tokenizer
 
 
 def load_frozen(model_dir: str | Path, device: str | None = None) -> tuple[Any, Any, Architecture]:
     """Model (eval mode, no gradients), tokenizer (pad token set) and its architecture preset."""
-    model, tokenizer = load_model(model_dir, pick_device(device))
+    model, tokenizer = load_model_and_tokenizer(model_dir, device)
     model.requires_grad_(False)
     return model, tokenizer, resolve_architecture(model)
 

@@ -1,4 +1,4 @@
-"""Linear toxicity probe on a frozen causal LM (XG §5, after DT).
+"""Linear toxicity probe on a frozen causal LM (as in XG, after Lee et al. 2024).
 
 Each text becomes the mean over its tokens of the final norm's output (what the LM head reads),
 and a bias-free ``Linear(d, 1)`` + sigmoid is trained on those vectors with BCE and Adam. The

@@ -14,9 +14,10 @@ from xdetox.components.interpret.alignment import run_alignment
 from xdetox.components.interpret.intervention import run_intervention
 from xdetox.components.interpret.probe import run_probe
 from xdetox.components.interpret.settings import AlignmentConfig, InterventionConfig, ProbeConfig
-from xdetox.components.interpret.sources import local_source, optional_source
+from xdetox.components.interpret.sources import optional_source
 from xdetox.config import GenerationConfig, ScoringConfig
 from xdetox.storage import local_copy
+from xdetox.toy.data_sources import local_data
 
 
 def probe_from_sources(
@@ -30,10 +31,10 @@ def probe_from_sources(
 ) -> dict[str, Any]:
     """:func:`~xdetox.components.interpret.probe.run_probe` on ``toy``, local or ``gs://`` CSVs."""
     test = optional_source(test_source)
-    with local_source(data_source, "probe") as data:
+    with local_data(data_source, "probe") as data:
         if test is None:
             return run_probe(model_dir, data, output_dir, config, progress=progress)
-        with local_source(test, "probe") as test_path:
+        with local_data(test, "probe") as test_path:
             return run_probe(
                 model_dir, data, output_dir, config, test_path=test_path, progress=progress
             )
@@ -51,7 +52,7 @@ def alignment_from_sources(
     """:func:`~xdetox.components.interpret.alignment.run_alignment` on ``toy``, local or ``gs://``
     pairs; ``metrics_source`` (``None`` or ``""``: no correlation) may be ``gs://`` too."""
     metrics = optional_source(metrics_source)
-    with local_source(pairs_source, "parallel") as pairs:
+    with local_data(pairs_source, "parallel") as pairs:
         if metrics is None:
             return run_alignment(model_dir, pairs, output_dir, config, progress=progress)
         with local_copy(metrics) as metrics_path:

@@ -1,4 +1,5 @@
-"""ROC curve, ROC-AUC and Pearson correlation with numpy (scikit-learn is not a dependency)."""
+"""ROC curve and ROC-AUC with numpy (scikit-learn is not a dependency); correlations are in
+``xdetox.stats``."""
 
 from __future__ import annotations
 
@@ -71,18 +72,3 @@ def roc_auc(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.nda
     curve = roc_curve(labels, scores)
     fpr, tpr = np.asarray(curve.fpr), np.asarray(curve.tpr)
     return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
-
-
-def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
-    """Pearson's r, or None when it says nothing: fewer than 3 pairs, or a constant series."""
-    a = np.asarray(x, dtype=np.float64)
-    b = np.asarray(y, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 1:
-        raise ValueError("x and y must be 1-D and of the same length")
-    if len(a) < 3:
-        return None
-    da, db = a - a.mean(), b - b.mean()
-    denom = math.sqrt(float((da * da).sum()) * float((db * db).sum()))
-    if denom == 0.0:
-        return None
-    return float((da * db).sum() / denom)

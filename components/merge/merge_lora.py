@@ -24,11 +24,11 @@ import shutil
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from xdetox.components.train.outputs import BASE_CONFIG
 from xdetox.errors import DataError, XdetoxError
 from xdetox.files import atomic_dir
+from xdetox.models import load_causal_lm, load_tokenizer
 
 ADAPTER_CONFIG = "adapter_config.json"
 MODEL_CONFIG = "config.json"
@@ -103,7 +103,7 @@ def load_merged(base_dir: str | Path, adapter_dir: str | Path):
     check_not_quantized(base_dir)
     check_base_matches(base_dir, adapter_dir)
 
-    base = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
+    base = load_causal_lm(base_dir, "cpu", dtype=torch.float32, what="the base model")
     try:
         model = PeftModel.from_pretrained(base, str(adapter_dir))
     except (RuntimeError, ValueError, KeyError) as exc:
@@ -147,7 +147,7 @@ def merge_adapter(
             raise DataError(f"no {MODEL_CONFIG}: not a model folder", base_dir)
         merged = load_merged(base_dir, adapter_dir)
         tokenizer_dir = adapter_dir if (adapter_dir / TOKENIZER_CONFIG).is_file() else base_dir
-        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+        tokenizer = load_tokenizer(tokenizer_dir)
         with atomic_dir(output_dir) as tmp:
             merged.save_pretrained(str(tmp))
             tokenizer.save_pretrained(str(tmp))
@@ -160,7 +160,7 @@ def merge_adapter(
         with atomic_dir(output_dir) as tmp:
             _copy_model_dir(adapter_dir, tmp)
             if not (tmp / TOKENIZER_CONFIG).is_file():
-                AutoTokenizer.from_pretrained(str(base_dir)).save_pretrained(str(tmp))
+                load_tokenizer(base_dir).save_pretrained(str(tmp))
         config = _read_json(adapter_dir / MODEL_CONFIG)
         return {"source": "full", "model_type": str(config.get("model_type", ""))}
     raise DataError(

@@ -18,7 +18,9 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from xdetox.errors import ConfigError
+from xdetox.errors import ConfigError, XdetoxError
+from xdetox.models import load_tokenizer as load_model_tokenizer
+from xdetox.models import resolve_model
 
 Tokenize = Callable[[str], Sequence[Hashable]]
 """A tokenizer for distinct-n: text -> tokens (strings or token ids)."""
@@ -50,14 +52,12 @@ def load_tokenizer(spec: str, model_dir: str | Path | None = None) -> Tokenize:
         source = str(model_dir)
     else:
         source = spec
-    from transformers import AutoTokenizer  # heavy import, only when a model tokenizer is used
-
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-    except (OSError, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # Any model source (folder, gs://, Hub id); only its tokenizer files are fetched.
+        tokenizer = load_model_tokenizer(resolve_model(source, tokenizer_only=True))
+    except XdetoxError as exc:
         raise ConfigError(
-            f"metrics.diversity_tokenizer: cannot load tokenizer from {source!r} ({first_line})"
+            f"metrics.diversity_tokenizer: cannot load tokenizer from {source!r} ({exc})"
         ) from None
 
     def tokenize(text: str) -> list[int]:

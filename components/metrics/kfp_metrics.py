@@ -11,26 +11,23 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-# The numbers people compare across runs; the CSV keeps everything else.
-LOGGED_COLUMNS = (
-    "expected_max_toxicity",
-    "toxicity_probability",
-    "avg_toxicity",
-    "perplexity",
-    "dist_1",
-    "dist_2",
-    "dist_3",
+from xdetox.components.metrics.columns import (
+    BOOTSTRAP_METRICS,
+    DIVERSITY_METRICS,
+    FLUENCY_METRICS,
+    TOXICITY_METRICS,
+    ci_columns,
+    delta_column,
+)
+
+# The numbers people compare across runs (the CSV keeps everything else), then, on tuned rows
+# only (NaN elsewhere, so not logged), tuned − base with its paired bootstrap CI.
+LOGGED_COLUMNS: tuple[str, ...] = (
+    *TOXICITY_METRICS,
+    *FLUENCY_METRICS,
+    *DIVERSITY_METRICS,
     "n_missing",
-    # Tuned rows only (NaN elsewhere, so not logged): tuned − base with its paired bootstrap CI.
-    "delta_expected_max_toxicity",
-    "delta_expected_max_toxicity_ci_low",
-    "delta_expected_max_toxicity_ci_high",
-    "delta_toxicity_probability",
-    "delta_toxicity_probability_ci_low",
-    "delta_toxicity_probability_ci_high",
-    "delta_avg_toxicity",
-    "delta_avg_toxicity_ci_low",
-    "delta_avg_toxicity_ci_high",
+    *(name for m in BOOTSTRAP_METRICS for name in (delta_column(m), *ci_columns(m))),
 )
 
 

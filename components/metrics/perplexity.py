@@ -4,10 +4,11 @@ Two methods (``metrics.perplexity_method``; the table's ``perplexity_method`` co
 
 * ``causal-conditional`` (here): the prompt and the continuation are fed to a causal LM as one
   sequence; only the continuation's tokens are targets, the prompt is context. Perplexity =
-  exp(mean negative log-likelihood of the continuation tokens). The "cleaner conditional
-  perplexity" of REFERENCE.md §2.
-* ``xg-seq2seq`` (``seq2seq_perplexity.py``): XG's approximation with an encoder-decoder such as
-  mT5 (:func:`xg_seq2seq_loss` is its formula), for numbers comparable with XG's Table 2.
+  exp(mean negative log-likelihood of the continuation tokens): the exact conditional
+  perplexity, a documented alternative to XG's approximation.
+* ``xg-seq2seq`` (``seq2seq_perplexity.py``): the approximation with an encoder-decoder such as
+  mT5 used by XG (Li, Yong & Bach 2024, "Preference Tuning For Toxicity Mitigation Generalizes
+  Across Languages", arXiv:2406.16235), for numbers comparable with their Table 2.
 
 Whose model: the generations of *every* model (base and tuned) are measured under the same
 model (``metrics.perplexity_model``, by default the *base* model), so the numbers compare
@@ -31,39 +32,15 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from xdetox.errors import DataError
+from xdetox.components.metrics.lm_loading import load_lm
+from xdetox.components.metrics.seq2seq_perplexity import (
+    load_seq2seq_lm,
+    xg_seq2seq_perplexities,
+)
 
 PERPLEXITY_METHOD = "causal-conditional"
 
 
-# --------------------------------------------------------------------------------------------
-# XG's seq2seq approximation (pure arithmetic; the model side is in seq2seq_perplexity.py)
-# --------------------------------------------------------------------------------------------
-def xg_seq2seq_loss(loss_full: float, n_full: int, loss_prompt: float, n_prompt: int) -> float:
-    """XG's continuation loss from two mean losses of an encoder-decoder (mT5).
-
-    ``loss_full``/``n_full``: mean loss and label length of ``prompt + continuation`` fed as both
-    encoder input and labels; ``loss_prompt``/``n_prompt``: the same for the prompt alone. The
-    continuation's loss is taken as
-    ``(L_full·(n_full−1) − L_prompt·(n_prompt−1)) / (n_full − n_prompt)``: total minus prompt
-    loss, spread over the continuation's length. It is an approximation: the encoder sees the
-    whole text, so the "targets" are copied rather than predicted.
-    """
-    if n_full <= n_prompt:
-        raise ValueError(f"n_full ({n_full}) must exceed n_prompt ({n_prompt})")
-    return (loss_full * (n_full - 1) - loss_prompt * (n_prompt - 1)) / (n_full - n_prompt)
-
-
-def xg_seq2seq_perplexity(
-    loss_full: float, n_full: int, loss_prompt: float, n_prompt: int
-) -> float:
-    """``exp`` of :func:`xg_seq2seq_loss`."""
-    return math.exp(xg_seq2seq_loss(loss_full, n_full, loss_prompt, n_prompt))
-
-
-# --------------------------------------------------------------------------------------------
-# Causal conditional perplexity
-# --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Encoded:
     context: list[int]
@@ -75,23 +52,7 @@ def load_causal_lm(model_dir: str | Path, device: str | None = None) -> tuple[An
 
     fp32 on CPU; on a GPU the dtype the checkpoint was saved in (log-softmax is done in fp32).
     """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        model = AutoModelForCausalLM.from_pretrained(
-            str(model_dir), dtype=torch.float32 if device == "cpu" else "auto"
-        )
-    except (OSError, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(
-            f"cannot load a causal LM for perplexity ({first_line})", model_dir
-        ) from None
-    model.to(device)
-    model.eval()
-    return model, tokenizer, device
+    return load_lm("AutoModelForCausalLM", model_dir, device, what="a causal LM for perplexity")
 
 
 def _max_positions(model: Any) -> int | None:
@@ -241,11 +202,6 @@ def perplexity_metrics(
         model, tokenizer, device = load_causal_lm(model_dir, device)
         measure = conditional_perplexities
     elif method == "xg-seq2seq":
-        from xdetox.components.metrics.seq2seq_perplexity import (
-            load_seq2seq_lm,
-            xg_seq2seq_perplexities,
-        )
-
         model, tokenizer, device = load_seq2seq_lm(model_dir, device)
         measure = xg_seq2seq_perplexities
     else:

@@ -1,13 +1,15 @@
 """Fluency as XG measured it: an encoder-decoder (mT5) and its approximation formula.
 
-``perplexity_method = "xg-seq2seq"`` (REFERENCE.md §2). For each (prompt, continuation):
+``perplexity_method = "xg-seq2seq"``: the fluency measure of Li, Yong & Bach 2024, "Preference
+Tuning For Toxicity Mitigation Generalizes Across Languages" (arXiv:2406.16235; "XG" here), with
+``google/mt5-xl``. For each (prompt, continuation):
 
 1. ``full = prompt + continuation`` (the strings concatenated as generated) is tokenized with
    the model's tokenizer (its special tokens included: mT5 appends ``</s>``) and fed as both the
    encoder input and the labels; ``L_full`` is the mean token loss, ``n_full`` the label count;
 2. the same for the prompt alone: ``L_prompt``, ``n_prompt``;
 3. ``loss = (L_full·(n_full−1) − L_prompt·(n_prompt−1)) / (n_full − n_prompt)``,
-   ``ppl = exp(loss)`` (:func:`~xdetox.components.metrics.perplexity.xg_seq2seq_loss`).
+   ``ppl = exp(loss)`` (:func:`xg_seq2seq_loss`).
 
 It is an approximation, documented as such: the encoder sees the whole text it is asked to
 reproduce, so the decoder copies rather than predicts; the numbers are comparable with XG's
@@ -28,33 +30,42 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from xdetox.components.metrics.perplexity import xg_seq2seq_loss
-from xdetox.errors import DataError
+from xdetox.components.metrics.lm_loading import load_lm
 
 PERPLEXITY_METHOD = "xg-seq2seq"
 
 
+def xg_seq2seq_loss(loss_full: float, n_full: int, loss_prompt: float, n_prompt: int) -> float:
+    """XG's continuation loss from two mean losses of an encoder-decoder (mT5).
+
+    ``loss_full``/``n_full``: mean loss and label length of ``prompt + continuation`` fed as both
+    encoder input and labels; ``loss_prompt``/``n_prompt``: the same for the prompt alone. The
+    continuation's loss is taken as
+    ``(L_full·(n_full−1) − L_prompt·(n_prompt−1)) / (n_full − n_prompt)``: total minus prompt
+    loss, spread over the continuation's length. It is an approximation: the encoder sees the
+    whole text, so the "targets" are copied rather than predicted.
+    """
+    if n_full <= n_prompt:
+        raise ValueError(f"n_full ({n_full}) must exceed n_prompt ({n_prompt})")
+    return (loss_full * (n_full - 1) - loss_prompt * (n_prompt - 1)) / (n_full - n_prompt)
+
+
+def xg_seq2seq_perplexity(
+    loss_full: float, n_full: int, loss_prompt: float, n_prompt: int
+) -> float:
+    """``exp`` of :func:`xg_seq2seq_loss`."""
+    return math.exp(xg_seq2seq_loss(loss_full, n_full, loss_prompt, n_prompt))
+
+
 def load_seq2seq_lm(source: str | Path, device: str | None = None) -> tuple[Any, Any, str]:
     """``(model, tokenizer, device)`` of an encoder-decoder LM (folder or Hub id), eval mode."""
-    import torch
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(source))
-        model = AutoModelForSeq2SeqLM.from_pretrained(
-            str(source), dtype=torch.float32 if device == "cpu" else "auto"
-        )
-    except (OSError, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(
-            f"cannot load a seq2seq LM for perplexity (metrics.perplexity_method "
-            f"xg-seq2seq needs one, e.g. google/mt5-xl) ({first_line})",
-            source,
-        ) from None
-    model.to(device)
-    model.eval()
-    return model, tokenizer, device
+    return load_lm(
+        "AutoModelForSeq2SeqLM",
+        source,
+        device,
+        what="a seq2seq LM for perplexity (metrics.perplexity_method xg-seq2seq needs one, "
+        "e.g. google/mt5-xl)",
+    )
 
 
 def mean_losses(

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from xdetox.errors import DataError
 from xdetox.files import iter_jsonl, require_fields
+from xdetox.toy.data_sources import toy_data
 
 # Field names of each accepted format: (prompt, chosen, rejected).
 PAIRWISE_FIELDS = ("prompt_text", "unpert_gen_text", "pert_gen_text")
@@ -43,11 +44,9 @@ class RawPair:
 
 def resolve_source(source: str | Path) -> Path:
     """Turn ``source`` into a local path; ``"toy"`` is the package's toy pairs folder."""
-    if str(source) == "toy":
-        # Imported here: the toy assets are optional for callers that bring their own data.
-        from xdetox.toy import toy_pairs_dir
-
-        return Path(toy_pairs_dir())
+    toy = toy_data(source, "pairs")
+    if toy is not None:
+        return toy
     if str(source).startswith("gs://"):
         raise DataError("gs:// sources must be downloaded to a local folder first", source)
     return Path(source)

@@ -33,6 +33,7 @@ from xdetox.components.prepare_data.pair_sources import (
 from xdetox.config import DataConfig
 from xdetox.errors import ConfigError, DataError
 from xdetox.files import atomic_dir, write_json, write_jsonl
+from xdetox.models import load_tokenizer, resolve_model
 from xdetox.storage import is_gcs, local_copy
 
 TRAIN_FILE = "train.jsonl"
@@ -76,18 +77,14 @@ def _strip_prompts(pairs: list[RawPair]) -> tuple[list[RawPair], dict]:
     return out, stats
 
 
-def _load_tokenizer(tokenizer_dir: str | Path | None):
-    if tokenizer_dir is None:
+def _load_tokenizer(tokenizer_source: str | Path | None):
+    """The tokenizer of a model source; only its tokenizer files are fetched (no weights)."""
+    if tokenizer_source is None or str(tokenizer_source).strip() == "":
         raise ConfigError(
-            "data.length_filter.unit: 'tokens' needs the model's tokenizer (tokenizer_dir); "
+            "data.length_filter.unit: 'tokens' needs the model's tokenizer (tokenizer_source); "
             "pass one or set unit to 'chars'"
         )
-    from transformers import AutoTokenizer  # heavy import, only needed for token counting
-
-    try:
-        return AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot load tokenizer ({exc})", tokenizer_dir) from None
+    return load_tokenizer(resolve_model(tokenizer_source, tokenizer_only=True))
 
 
 def _token_lengths(tokenizer, texts: list[str], progress: bool) -> list[int]:
@@ -144,27 +141,28 @@ def prepare_pairs(
     output_dir: str | Path,
     config: DataConfig,
     *,
-    tokenizer_dir: str | Path | None = None,
+    tokenizer_source: str | Path | None = None,
     progress: bool = True,
 ) -> dict:
     """Write ``train.jsonl``/``eval.jsonl``/``stats.json`` into ``output_dir``; return the stats.
 
     ``source``: a toxicity_pairwise folder (every ``*.jsonl``, sorted), one JSON-lines file, or
-    ``"toy"``. ``tokenizer_dir`` is needed when ``config.length_filter.unit`` is ``"tokens"``.
+    ``"toy"``. ``tokenizer_source`` (a model source: ``toy``, a folder, ``gs://`` or a Hub id;
+    only its tokenizer is fetched) is needed when ``config.length_filter.unit`` is ``"tokens"``.
     Raises :class:`DataError` (naming file and line) on malformed input and when no pair is left.
     A ``gs://`` file or folder is downloaded to a temporary folder first.
     """
     if is_gcs(source):
         with local_copy(source) as local:
             stats = prepare_pairs(
-                local, output_dir, config, tokenizer_dir=tokenizer_dir, progress=progress
+                local, output_dir, config, tokenizer_source=tokenizer_source, progress=progress
             )
         stats["source"] = str(source)
         return stats
     path = resolve_source(source)
     files = source_files(path)
     limit = config.length_filter
-    tokenizer = _load_tokenizer(tokenizer_dir) if limit.unit == "tokens" else None
+    tokenizer = _load_tokenizer(tokenizer_source) if limit.unit == "tokens" else None
 
     raw = _read_pairs(files, progress)
     if not raw:

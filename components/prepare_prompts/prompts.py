@@ -19,6 +19,7 @@ from xdetox.components.prepare_prompts.readers import SourcePrompt, read_prompt_
 from xdetox.errors import ConfigError, DataError
 from xdetox.files import write_jsonl
 from xdetox.storage import is_gcs, local_copy
+from xdetox.toy.data_sources import toy_data
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +28,10 @@ SOURCE_SUFFIXES = (".json", ".jsonl", ".csv")
 
 def resolve_source(source: str | Path) -> Path:
     """Map the config's ``data.prompts`` value to a local path (``"toy"`` → the shipped file)."""
-    text = str(source)
-    if text == "toy":
-        # Imported here: the toy package is optional for users who bring their own prompts.
-        from xdetox.toy import toy_prompts_path
-
-        return Path(toy_prompts_path())
-    path = Path(text)
+    toy = toy_data(source, "prompts")
+    if toy is not None:
+        return toy
+    path = Path(source)
     if not path.exists():
         raise DataError("prompt source not found", path)
     return path

@@ -5,10 +5,21 @@ from typing import List  # noqa: UP035  KFP's signature parser needs typing.List
 from kfp import dsl
 from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Output
 
-from xdetox.components.images import BASE_IMAGE
+from xdetox.components.images import stage_image
+from xdetox.config import ScoringConfig
+from xdetox.config.interface import documented
 
 
-@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=stage_image("report"), install_kfp_package=False)
+@documented(
+    tables="per-language metrics CSVs",
+    run_info="run name and settings shown on the report (string → string)",
+    scoring=(ScoringConfig, "Here it only names the scorer on the report."),
+    metrics_csv="metrics.csv: every model × language, and ALL",
+    html="report.html: tables and plots",
+    markdown="the metrics table as Markdown",
+    summary="<model>.ALL.<metric> (and tuned − base deltas) as KFP metrics",
+)
 def report(
     tables: Input[List[Dataset]],  # noqa: UP006
     run_info: dict,
@@ -43,3 +54,5 @@ def report(
     # <model>.ALL.<metric> (and the tuned rows' deltas with their confidence intervals).
     log_table(df[df["language"] == "ALL"], summary)
     metrics_csv.metadata["xdetox_kind"] = "metrics_all"
+    html.metadata.update({"xdetox_kind": "report", "format": "html"})
+    markdown.metadata.update({"xdetox_kind": "report", "format": "markdown"})

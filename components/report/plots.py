@@ -1,21 +1,19 @@
 """Plots for the report: grouped bars per language, one bar per model, as base64 PNG.
 
-Figures are drawn on matplotlib's Agg canvas directly (no ``pyplot``): no display, no global
-state shared between calls, safe in a container or a test run.
+The drawing is ``xdetox.plots`` (shared with the interpretability stages); this module picks
+the values out of a metrics table.
 """
 
 from __future__ import annotations
 
 import base64
-import io
 import math
 from collections.abc import Sequence
 
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from xdetox.components.report.aggregate import ALL_LANGUAGES
+from xdetox.plots import grouped_bars_figure, png_bytes
 from xdetox.records import BASE_LABEL
 
 
@@ -34,6 +32,15 @@ def has_values(df: pd.DataFrame, metric: str) -> bool:
     return metric in df and pd.to_numeric(df[metric], errors="coerce").notna().any()
 
 
+def _values(df: pd.DataFrame, model: str, column: str, languages: Sequence[str]) -> list[float]:
+    """``column`` of ``model`` per language (NaN where absent or not a number)."""
+    rows = df[df["model"] == model].set_index("language")
+    if column not in rows:
+        return [math.nan] * len(languages)
+    values = pd.to_numeric(rows[column], errors="coerce")
+    return [float(values.get(language, math.nan)) for language in languages]
+
+
 def grouped_bars_png(
     df: pd.DataFrame,
     metrics: Sequence[tuple[str, str]],
@@ -47,36 +54,15 @@ def grouped_bars_png(
     scale = scale or {}
     languages = _languages(df)
     models = _ordered([str(m) for m in df["model"]], BASE_LABEL)
-    width = 0.8 / max(len(models), 1)
-    fig = Figure(figsize=(max(6.0, 0.35 * len(languages) * len(models) + 2), 3.2 * len(metrics)))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(len(metrics), 1, squeeze=False)[:, 0]
-    for ax, (column, label) in zip(axes, metrics, strict=True):
-        factor = scale.get(column, 1.0)
-        for m_index, model in enumerate(models):
-            rows = df[df["model"] == model].set_index("language")
-            heights = []
-            for language in languages:
-                value = rows[column].get(language, math.nan) if column in rows else math.nan
-                value = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
-                heights.append(float(value) * factor if pd.notna(value) else math.nan)
-            offset = (m_index - (len(models) - 1) / 2) * width
-            positions = [i + offset for i in range(len(languages))]
-            drawn = [(x, h) for x, h in zip(positions, heights, strict=True) if not math.isnan(h)]
-            ax.bar([x for x, _ in drawn], [h for _, h in drawn], width, label=model,
-                   color=f"C{m_index}")  # fmt: skip
-            for x, h in zip(positions, heights, strict=True):
-                if math.isnan(h):
-                    # x in data units, y in axes units: just above the axis whatever the scale.
-                    ax.text(x, 0.02, "n/a", ha="center", va="bottom", fontsize=8,
-                            color=f"C{m_index}", transform=ax.get_xaxis_transform())  # fmt: skip
-        ax.set_xticks(range(len(languages)))
-        ax.set_xticklabels(languages)
-        ax.set_ylabel(label)
-        ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8)
-    axes[0].set_title(title)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    panels = [
+        (
+            label,
+            {
+                model: [v * scale.get(column, 1.0) for v in _values(df, model, column, languages)]
+                for model in models
+            },
+        )
+        for column, label in metrics
+    ]
+    figure = grouped_bars_figure(languages, panels, title=title)
+    return base64.b64encode(png_bytes(figure)).decode("ascii")

@@ -29,7 +29,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from xdetox.components.score.scorers import Scorer, ScoreResult
+from xdetox.components.score.scorer_interface import Scorer, ScoreResult
 from xdetox.config.scoring import ClassifierConfig
 from xdetox.errors import ConfigError
 from xdetox.records import ATTRIBUTES, TOXICITY

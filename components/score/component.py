@@ -3,10 +3,17 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Output
 
-from xdetox.components.images import BASE_IMAGE
+from xdetox.components.images import stage_image
+from xdetox.config import ScoringConfig
+from xdetox.config.interface import documented
 
 
-@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=stage_image("score"), install_kfp_package=False)
+@documented(
+    generations="generation JSON lines",
+    scoring=ScoringConfig,
+    scores="score JSON lines: the generation fields plus scorer and scores",
+)
 def score(generations: Input[Dataset], scoring: dict, scores: Output[Dataset]):
     """Write score JSON lines: the generation fields plus ``scorer`` and ``scores``."""
     from xdetox.components.score.score_file import score_generations

@@ -1,6 +1,9 @@
 """The Perspective API scorer: Google's toxicity classifiers behind a metered HTTP API.
 
-What it guarantees, because public evaluation code around this API did not (REFERENCE.md §4):
+What it guarantees, because evaluation scripts around this API often do not (errors recorded as
+toxicity 0, retries that never fire, a request rate far above the quota). API facts: the
+Perspective API developer documentation (developers.perspectiveapi.com: "Methods", "Attributes
+& Languages", "Limits").
 
 * **Nothing is recorded that the API did not say.** A text the API could not score (empty,
   too long, a language an attribute does not support, still failing after every retry) gets
@@ -35,7 +38,7 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +53,7 @@ from xdetox.components.score.perspective_protocol import (
 )
 from xdetox.components.score.rate_limit import RateLimiter, backoff_delay
 from xdetox.components.score.score_cache import ScoreCache, cache_key
-from xdetox.components.score.scorers import Scorer, ScoreResult
+from xdetox.components.score.scorer_interface import Scorer, ScoreResult
 from xdetox.config.scoring import DEFAULT_DISCOVERY_URL
 from xdetox.errors import ConfigError, XdetoxError
 
@@ -131,6 +134,8 @@ class PerspectiveScorer(Scorer):
         timeout: float = 30.0,
         api_batch_size: int | None = None,
         seed: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if qps <= 0:
             raise ConfigError("scoring.qps: must be positive")
@@ -156,7 +161,10 @@ class PerspectiveScorer(Scorer):
             "after 2026)"
         )
         self._rng = random.Random(seed)
-        self._limiter = RateLimiter(self.qps, burst=self.api_batch_size)
+        # The pace and the retry delays run on ``clock``/``sleep``: injectable, so that tests
+        # check the rate on a fake clock, exactly, instead of timing a loaded machine.
+        self._clock, self._sleep = clock, sleep
+        self._limiter = RateLimiter(self.qps, burst=self.api_batch_size, clock=clock, sleep=sleep)
         self._unsupported: dict[str, dict[str, str]] = {}  # language -> {attribute: reason}
         self._service: Any = None
         self._http: Any = None
@@ -285,7 +293,7 @@ class PerspectiveScorer(Scorer):
         """Ask the API until every job has an answer or has used its retries."""
         active = list(jobs)
         while active:
-            now = time.monotonic()
+            now = self._clock()
             batch: list[_Job] = []
             finished: list[_Job] = []
             for job in active:
@@ -310,7 +318,7 @@ class PerspectiveScorer(Scorer):
                     except PerspectiveError as exc:
                         fatal = fatal or exc
             elif not finished:
-                time.sleep(max(0.0, min(j.not_before for j in active) - time.monotonic()))
+                self._sleep(max(0.0, min(j.not_before for j in active) - self._clock()))
             if finished:
                 done = {id(j) for j in finished}
                 active = [j for j in active if id(j) not in done]
@@ -382,7 +390,7 @@ class PerspectiveScorer(Scorer):
         )
         if outcome.retry_after is not None:
             delay = max(delay, min(outcome.retry_after, self.retry_max_delay))
-        job.not_before = time.monotonic() + delay
+        job.not_before = self._clock() + delay
         return False
 
     # ------------------------------------------------------------------ transport

@@ -1,6 +1,7 @@
 """The Perspective API's wire format: request bodies, scores, errors, and key redaction.
 
-Facts (REFERENCE.md §4): ``POST v1alpha1/comments:analyze`` with ``comment.text``,
+Facts (Perspective API developer documentation, developers.perspectiveapi.com: "Methods" and
+"Attributes & Languages"): ``POST v1alpha1/comments:analyze`` with ``comment.text``,
 ``languages``, ``requestedAttributes`` ({NAME: {}}) and ``doNotStore``; the answer holds
 ``attributeScores.NAME.summaryScore.value``. Errors are JSON bodies
 ``{"error": {"code", "message", "status", "details": [...]}}``; the ones that matter here:

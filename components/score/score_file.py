@@ -9,7 +9,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from xdetox.components.score.scorers import Scorer, get_scorer
+from xdetox.components.score.scorer_interface import Scorer
+from xdetox.components.score.scorers import get_scorer
 from xdetox.config import ScoringConfig
 from xdetox.errors import DataError
 from xdetox.files import atomic_path, iter_jsonl, require_fields

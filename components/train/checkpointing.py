@@ -43,15 +43,23 @@ def default_checkpoint_dir(output_dir: str | Path) -> Path:
     return output_dir.with_name(output_dir.name + CHECKPOINT_SUFFIX)
 
 
-def list_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
-    """``(step, path)`` of every ``checkpoint-N`` folder, complete or not, oldest first."""
+def list_checkpoints(
+    folder: str | Path, *, prefix: str = "checkpoint-", marker: str | None = None
+) -> list[tuple[int, Path]]:
+    """``(step, path)`` of every ``<prefix>N`` folder under ``folder``, oldest first.
+
+    transformers names its checkpoints ``checkpoint-N`` (the default); our PPO loop ``step-N``.
+    With ``marker``, only folders holding that file count: the file a trainer writes last, so
+    a folder without it is a save cut short. Without, every folder counts, complete or not.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         return []
+    pattern = re.compile(rf"^{re.escape(prefix)}(\d+)$")
     found = []
     for child in folder.iterdir():
-        match = _CHECKPOINT.match(child.name)
-        if match and child.is_dir():
+        match = pattern.match(child.name)
+        if match and child.is_dir() and (marker is None or (child / marker).is_file()):
             found.append((int(match.group(1)), child))
     return sorted(found)
 

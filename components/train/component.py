@@ -6,10 +6,25 @@ from typing import Optional
 from kfp import dsl
 from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
 
-from xdetox.components.images import TRAIN_IMAGE
+from xdetox.components.images import stage_image
+from xdetox.config import RLConfig, ScoringConfig, TrainingConfig
+from xdetox.config.interface import documented
 
 
-@dsl.component(base_image=TRAIN_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=stage_image("train"), install_kfp_package=False)
+@documented(
+    base_model="the model trained (a Hugging Face folder)",
+    training=TrainingConfig,
+    rl=(RLConfig, "Read by ppo, rloo and grpo."),
+    tuned="the adapter (lora, qlora) or the whole model (full)",
+    metrics="final training metrics (losses, rewards, steps)",
+    curves="training curves as an HTML page",
+    pairs="prepared preference pairs (dpo, sft_dpo)",
+    prompts="prompts JSON lines (ppo, rloo, grpo); when not connected, rl.prompts is read",
+    scoring=(ScoringConfig, "Needed for rl.reward.kind: scorer only."),
+    num_gpus="GPUs to train on; -1: every GPU the pod sees (accelerate launch when more than one)",
+    zero_stage="DeepSpeed ZeRO stage of the config used with several GPUs: 2 or 3",
+)
 def train(
     base_model: Input[Model],
     training: dict,
@@ -24,12 +39,6 @@ def train(
     zero_stage: int = 2,
 ):
     """Train and write the adapter (LoRA/QLoRA) or the full model into ``tuned``.
-
-    ``pairs``: prepared preference pairs (dpo, sft_dpo); ``prompts``: prompts JSON lines (ppo,
-    rloo, grpo; when not connected, ``rl.prompts`` is read: toy, a path or gs://).
-    ``scoring``: the scoring section, for ``rl.reward.kind: scorer``.
-    ``num_gpus``: -1 uses every GPU the pod sees (``accelerate launch`` when more than one);
-    ``zero_stage``: the DeepSpeed config for several GPUs (2 or 3).
 
     Checkpoints go to ``<tuned.path>.checkpoints``, a sibling of the output under this task's
     folder of the pipeline root: a retry of the task (``set_retry``) in the same run gets the
@@ -75,4 +84,4 @@ def train(
     finals = write_curves(tuned.path, config.method, curves.path)
     for key, value in stage_metrics(summary, finals).items():
         metrics.log_metric(key, value)
-    tuned.metadata.update({"method": config.method, "mode": config.mode})
+    tuned.metadata.update({"method": config.method, "mode": config.mode, "xdetox_kind": "trained"})

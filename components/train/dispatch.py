@@ -50,14 +50,9 @@ def check_inputs(method: str, pairs_dir: Any, prompts_path: Any) -> None:
 def prompts_file(source: str) -> Iterator[Path]:
     """A local prompts file for ``rl.prompts``: ``toy``, a local path or a ``gs://`` URI (a
     downloaded copy lives as long as the block)."""
-    if source == "toy":
-        from xdetox.toy import toy_prompts_path
+    from xdetox.toy.data_sources import local_data
 
-        yield toy_prompts_path()
-        return
-    from xdetox.storage import local_copy
-
-    with local_copy(source) as path:
+    with local_data(source, "prompts") as path:
         yield path
 
 

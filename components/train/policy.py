@@ -21,12 +21,13 @@ import importlib.util
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 
 from xdetox.components.train.dpo.lora_targets import resolve_lora_targets, uses_conv1d
 from xdetox.config import TrainingConfig
 from xdetox.config.training import QLoraConfig
 from xdetox.errors import ConfigError, DataError
+from xdetox.models import load_tokenizer as load_model_tokenizer
 
 QLORA_NEEDS_CUDA = "training.mode=qlora needs a CUDA GPU (bitsandbytes 4-bit)"
 
@@ -64,10 +65,7 @@ def quantization_config(qlora: QLoraConfig):
 
 def load_tokenizer(model_dir: str | Path):
     """The tokenizer of ``model_dir``; pad defaults to EOS (TRL pads with it and ends answers)."""
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot load tokenizer ({exc})", model_dir) from None
+    tokenizer = load_model_tokenizer(model_dir)
     if tokenizer.eos_token is None:
         # TRL ends every answer with EOS; without one the model never learns where answers stop.
         raise DataError("the tokenizer has no eos_token", model_dir)

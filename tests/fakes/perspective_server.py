@@ -1,6 +1,7 @@
 """A local server speaking the Perspective API's protocol, for tests and benchmarks.
 
-What it serves, as Google's endpoint does (REFERENCE.md §4):
+What it serves, as Google's endpoint does (Perspective API developer documentation,
+developers.perspectiveapi.com, and the ``commentanalyzer v1alpha1`` discovery document):
 
 * ``GET /$discovery/rest?version=v1alpha1``: a minimal but faithful discovery document for
   ``commentanalyzer v1alpha1`` (``comments.analyze``, ``batchPath: batch``, ``rootUrl`` pointing
@@ -279,6 +280,9 @@ class Behaviour:
     # language -> attributes without a model for it (the first one requested is reported)
     unsupported: dict[str, frozenset[str]] = field(default_factory=dict)
     stall_after: int | None = None  # hold requests once this many items were answered
+    # Arrival times and the quota's refill read this clock: a test that drives the client on a
+    # fake clock passes the same one, and the server then counts in the client's seconds.
+    clock: Callable[[], float] = time.monotonic
 
 
 @dataclass
@@ -308,7 +312,7 @@ class FakePerspective:
         self.released = threading.Event()
         self.stalled = threading.Event()
         self._tokens = self._burst()
-        self._stamp = time.monotonic()
+        self._stamp = behaviour.clock()
         self._batches = 0
 
     def _burst(self) -> float:
@@ -342,8 +346,8 @@ class FakePerspective:
     # -------------------------------------------------------------- one analyze request
     def analyze(self, body: bytes, key: str | None, batch: int) -> tuple[int, dict, bool]:
         """``(status, json body, slow)`` for one ``AnalyzeCommentRequest``."""
-        now = time.monotonic()
         b = self.behaviour
+        now = b.clock()
         try:
             request = json.loads(body.decode("utf-8"))
             text = request["comment"]["text"]
@@ -465,7 +469,7 @@ def _handler(state: FakePerspective) -> type[BaseHTTPRequestHandler]:
                 with state.lock:
                     state._batches += 1
                     serial = state._batches
-                    state.http_requests.append((time.monotonic(), url.path, 1))
+                    state.http_requests.append((state.behaviour.clock(), url.path, 1))
                 key = parse_qs(url.query).get("key", [None])[0]
                 status, data, slow = state.analyze(body, key, serial)
                 if slow:
@@ -493,7 +497,7 @@ def _handler(state: FakePerspective) -> type[BaseHTTPRequestHandler]:
             with state.lock:
                 state._batches += 1
                 serial = state._batches
-                state.http_requests.append((time.monotonic(), "/batch", len(parts)))
+                state.http_requests.append((state.behaviour.clock(), "/batch", len(parts)))
                 every = state.behaviour.batch_503_every
             if every and serial % every == 0:
                 self._json(503, _error(503, "UNAVAILABLE", "The service is currently unavailable."))

@@ -62,7 +62,8 @@ def _pipeline_args(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME=VALUE",
         help="runtime parameter of this run only, e.g. --param training.beta=0.2 "
-        "(dict parameters are merged over the recipe's values)",
+        "(dict parameters are merged over the recipe's values); settings that change the "
+        "graph (training.method, training.mode, scoring.agreement_with, ...) need --set",
     )
 
 

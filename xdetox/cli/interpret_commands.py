@@ -11,19 +11,30 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from xdetox.config import Config, load_config
-from xdetox.errors import ConfigError, DataError, XdetoxError
+from xdetox.config import (
+    ActivationConfig,
+    AlignmentConfig,
+    Config,
+    InterventionConfig,
+    ProbeConfig,
+    ValueVectorConfig,
+    load_config,
+)
+from xdetox.config.interface import add_section_flags, flag_overrides
+from xdetox.errors import ConfigError, XdetoxError
+from xdetox.models import resolve_model
 
 TOY_INTERPRET_CONFIG = "toy-interpret.yaml"  # a shipped recipe
-_MODEL_HELP = "model folder, or 'toy' (the embedded toy model)"
+_MODEL_HELP = "model: 'toy' (the embedded toy model), a folder, a gs:// folder or a Hub id"
 _PROMPTS_HELP = "prompts file/folder (JSONL, RTP-LX, CSV) or 'toy'"
 
 
-def _config(args: argparse.Namespace, flag_overrides: dict[str, object] | None = None) -> Config:
+def _config(args: argparse.Namespace, extra: dict[str, object] | None = None) -> Config:
     """The config files (default: the toy interpret recipe) and ``--set``s, then the command's
-    own flags, which win when given."""
-    extra = [f"{k}={json.dumps(v)}" for k, v in (flag_overrides or {}).items() if v is not None]
-    return load_config(args.config or [TOY_INTERPRET_CONFIG], [*args.overrides, *extra])
+    own flags (``extra`` and those derived from the config sections), which win when given."""
+    values = {**(extra or {}), **flag_overrides(args)}
+    sets = [f"{k}={json.dumps(v)}" for k, v in values.items() if v is not None]
+    return load_config(args.config or [TOY_INTERPRET_CONFIG], [*args.overrides, *sets])
 
 
 def _print_summary(summary: dict) -> None:
@@ -31,15 +42,8 @@ def _print_summary(summary: dict) -> None:
 
 
 def _model_dir(source: str) -> Path:
-    """A local model folder for ``source`` ("toy" builds or reuses the cached toy model)."""
-    if source == "toy":
-        from xdetox.toy import ensure_toy_model
-
-        return Path(ensure_toy_model())
-    path = Path(source)
-    if not path.is_dir():
-        raise DataError("model folder not found", path)
-    return path
+    """A local model folder for any model source ("toy" builds or reuses the cached toy model)."""
+    return resolve_model(source)
 
 
 @contextmanager
@@ -102,8 +106,8 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
         help="Jigsaw train.csv or a text,label CSV (path, gs:// or 'toy')",
     )
     p.add_argument("--test", help="optional held-out CSV (same formats) to evaluate the probe on")
-    p.add_argument("--label", choices=["toxic", "any"], help="Jigsaw labels: 'toxic' column or any")
     p.add_argument("--output", required=True, metavar="DIR", help="writes probe.safetensors, ...")
+    add_section_flags(p, ProbeConfig)  # --label, --epochs, --learning-rate, ...
     p.set_defaults(handler=cmd_probe)
 
     p = sub.add_parser(
@@ -117,8 +121,8 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
     p.add_argument("--model", required=True, help=_MODEL_HELP)
     p.add_argument("--probe", required=True, help="probe folder or probe.safetensors")
     p.add_argument("--prompts", required=True, help=_PROMPTS_HELP)
-    p.add_argument("--top-k", type=int, help="candidates kept by cosine")
     p.add_argument("--output", required=True, metavar="DIR", help="writes value_vectors.csv")
+    add_section_flags(p, ValueVectorConfig)  # --top-k, --steps, --language, ...
     p.set_defaults(handler=cmd_value_vectors)
 
     p = sub.add_parser(
@@ -134,6 +138,8 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
     p.add_argument("--offsets", help="comma-separated, e.g. 0,-1,-2,-3,-4,-5")
     p.add_argument("--language", action="append", help="only this language (repeat for several)")
     p.add_argument("--output", required=True, metavar="DIR", help="writes intervention.csv, ...")
+    # Lists keep their own flags above (--offsets, --language); the scalars are derived.
+    add_section_flags(p, InterventionConfig)
     p.set_defaults(handler=cmd_intervene)
 
     p = sub.add_parser(
@@ -153,6 +159,7 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
     p.add_argument("--neurons", required=True, help="value_vectors.csv (kept rows) or layer,index")
     p.add_argument("--prompts", required=True, help=_PROMPTS_HELP)
     p.add_argument("--output", required=True, metavar="DIR", help="writes activations.csv, ...")
+    add_section_flags(p, ActivationConfig)  # --steps, --batch-size, ...
     p.set_defaults(handler=cmd_activations)
 
     p = sub.add_parser(
@@ -169,6 +176,7 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
     )
     p.add_argument("--metrics", help="metrics.csv of a detox run (base vs tuned per language)")
     p.add_argument("--output", required=True, metavar="DIR", help="writes alignment.csv, ...")
+    add_section_flags(p, AlignmentConfig)  # --layer, --metric, ...
     p.set_defaults(handler=cmd_alignment)
 
     p = sub.add_parser(
@@ -185,7 +193,7 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
 def cmd_probe(args: argparse.Namespace) -> None:
     from xdetox.components.interpret.runners import probe_from_sources
 
-    config = _config(args, {"interpret.probe.label": args.label})
+    config = _config(args)
     model = _model_dir(args.model)
     summary = probe_from_sources(
         model, args.data, args.output, config.interpret.probe, test_source=args.test
@@ -198,7 +206,7 @@ def cmd_probe(args: argparse.Namespace) -> None:
 def cmd_value_vectors(args: argparse.Namespace) -> None:
     from xdetox.components.interpret.value_vectors import run_value_vectors
 
-    config = _config(args, {"interpret.value_vectors.top_k": args.top_k})
+    config = _config(args)
     model = _model_dir(args.model)
     with _prepared_prompts(args.prompts, config) as prompts:
         summary = run_value_vectors(
@@ -257,7 +265,8 @@ def cmd_alignment(args: argparse.Namespace) -> None:
 def cmd_interpret_run(args: argparse.Namespace) -> None:
     from rich.console import Console
 
-    from xdetox.pipelines.interpret import check_interpret_config, run_interpret_local
+    from xdetox.pipelines.interpret import build_interpret_pipeline, check_interpret_config
+    from xdetox.pipelines.local_run import run_local
 
     config = _config(args)
     check_interpret_config(config)
@@ -268,7 +277,7 @@ def cmd_interpret_run(args: argparse.Namespace) -> None:
     console.print(
         f"[bold]xdetox[/] interpret pipeline ([cyan]{config.name}[/]) locally → {run_dir}"
     )
-    result = run_interpret_local(config, run_dir)
+    result = run_local(config, run_dir, "interpret", build_interpret_pipeline)
     console.print(f"[green]done[/] in {result.seconds:.0f} s")
     print(f"report:  {result.report}")
     print(f"summary: {result.markdown}")

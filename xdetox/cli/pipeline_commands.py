@@ -62,12 +62,14 @@ def cmd_run(args: argparse.Namespace) -> None:
     from rich.console import Console
 
     from xdetox.pipelines.local_run import run_local
+    from xdetox.pipelines.registry import get_pipeline_factory
 
     paths = args.config
     if args.pipeline == "interpret" and not paths:
         from xdetox.cli.interpret_commands import TOY_INTERPRET_CONFIG
 
         paths = [TOY_INTERPRET_CONFIG]  # the interpret stages' own toy-sized recipe
+    factory = get_pipeline_factory(args.pipeline)  # an unknown name fails before anything
     config = load_config(paths, args.overrides)
     run_dir = Path(args.output or f"runs/{config.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     if run_dir.exists() and any(run_dir.iterdir()):
@@ -79,16 +81,11 @@ def cmd_run(args: argparse.Namespace) -> None:
         f"[bold]xdetox[/] running [cyan]{args.pipeline}[/] pipeline ({config.name}) locally "
         f"→ {run_dir}"
     )
-    if args.pipeline == "interpret":
-        from xdetox.pipelines.interpret import run_interpret_local
-
-        interpret = run_interpret_local(config, run_dir)
-        print(f"report:  {interpret.report}")
-        return
-    result = run_local(config, run_dir, args.pipeline)
+    result = run_local(config, run_dir, args.pipeline, factory)
     console.print(f"[green]done[/] in {result.seconds:.0f} s")
     print(f"report:  {result.report}")
-    print(f"metrics: {result.metrics_csv}")
+    if result.metrics_csv is not None:
+        print(f"metrics: {result.metrics_csv}")
     comparison = result.run_dir / "comparison.html"
     if comparison.exists():
         print(f"regression check: {comparison}")
@@ -103,7 +100,7 @@ def cmd_compile(args: argparse.Namespace) -> None:
 
 
 def cmd_toy_model(args: argparse.Namespace) -> None:
-    from xdetox.components.load_model.model_source import materialize_model
+    from xdetox.models import TOY_MODEL, materialize_model
 
-    meta = materialize_model("toy", args.dir)
+    meta = materialize_model(TOY_MODEL, args.dir)
     print(f"toy model ({meta['model_type']}, {meta['weights_bytes']} bytes) → {args.dir}")

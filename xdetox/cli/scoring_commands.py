@@ -1,8 +1,9 @@
 """Scoring commands: ``xdetox agreement`` (two scorers on the same generations).
 
 Also the scorer flags (``--scorer``, ``--qps``, ``--discovery-url``, ``--cache-dir``,
-``--max-retries``, ``--classifier-model``, ``--classifier-preset``) as two helpers,
-:func:`add_scorer_arguments` and :func:`scorer_overrides`, for any command that scores text.
+``--max-retries``, ``--classifier-model``, ``--classifier-preset``, ...), derived from the
+``scoring`` section, as two helpers, :func:`add_scorer_arguments` and :func:`scorer_overrides`,
+for any command that scores text.
 """
 
 from __future__ import annotations
@@ -12,38 +13,22 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from xdetox.config import load_config
+from xdetox.config import MetricsConfig, ScoringConfig, load_config
+from xdetox.config.interface import add_section_flags, flag_overrides
+from xdetox.config.scoring import ClassifierConfig
 
 
 def add_scorer_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags that override ``scoring.*`` (each one wins over the config files when given)."""
-    parser.add_argument("--scorer", choices=("offline", "perspective", "classifier"))
-    parser.add_argument("--qps", type=float, help="perspective: items per second (default 1)")
-    parser.add_argument(
-        "--discovery-url",
-        help="perspective: discovery document URL (default: $PERSPECTIVE_DISCOVERY_URL, "
-        "else Google's); the key always comes from $PERSPECTIVE_API_KEY",
-    )
-    parser.add_argument("--cache-dir", help="perspective: folder of the persistent score cache")
-    parser.add_argument("--max-retries", type=int, help="perspective: retries per item")
-    parser.add_argument("--classifier-model", help="classifier: model folder or Hub id")
-    parser.add_argument(
-        "--classifier-preset", choices=("textdetox-xlmr", "roberta-hate-dynabench", "toxic-bert")
-    )
+    """Flags that override ``scoring.*`` (each one wins over the config files when given):
+    one per scalar key of the section, and ``--classifier-<key>`` for ``scoring.classifier``.
+    ``agreement_with`` is left to ``--set``: it belongs to the pipeline, not to one scorer."""
+    add_section_flags(parser, ScoringConfig, exclude=("agreement_with",))
+    add_section_flags(parser, ClassifierConfig, "scoring.classifier", flag_prefix="classifier-")
 
 
 def scorer_overrides(args: argparse.Namespace) -> dict[str, object]:
     """``{dotted config key: value}`` of the scorer flags that were given."""
-    flags = {
-        "scoring.scorer": getattr(args, "scorer", None),
-        "scoring.qps": getattr(args, "qps", None),
-        "scoring.discovery_url": getattr(args, "discovery_url", None),
-        "scoring.cache_dir": getattr(args, "cache_dir", None),
-        "scoring.max_retries": getattr(args, "max_retries", None),
-        "scoring.classifier.model": getattr(args, "classifier_model", None),
-        "scoring.classifier.preset": getattr(args, "classifier_preset", None),
-    }
-    return {key: value for key, value in flags.items() if value is not None}
+    return {k: v for k, v in flag_overrides(args).items() if k.startswith("scoring.")}
 
 
 def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -69,16 +54,14 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
         "--output", required=True, metavar="DIR", help="writes agreement.csv, .md and .html"
     )
     p.add_argument("--attribute", default="TOXICITY", help="attribute to compare (TOXICITY)")
-    p.add_argument("--threshold", type=float, help="default: metrics.threshold (0.5)")
+    add_section_flags(p, MetricsConfig, only=("threshold",))
     p.set_defaults(handler=cmd_agreement)
 
 
 def cmd_agreement(args: argparse.Namespace) -> None:
     from xdetox.components.agreement.render import agreement_markdown, run_agreement
 
-    extra = []
-    if args.threshold is not None:
-        extra.append(f"metrics.threshold={json.dumps(args.threshold)}")
+    extra = [f"{k}={json.dumps(v)}" for k, v in flag_overrides(args).items()]
     config = load_config(args.config, [*args.overrides, *extra])
     df = run_agreement(
         args.scores, args.output, attribute=args.attribute, threshold=config.metrics.threshold

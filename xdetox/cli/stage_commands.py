@@ -8,15 +8,27 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from xdetox.cli.scoring_commands import add_scorer_arguments, scorer_overrides
-from xdetox.config import PROTOCOLS, Config, load_config
+from xdetox.cli.scoring_commands import add_scorer_arguments
+from xdetox.config import (
+    Config,
+    DataConfig,
+    GenerationConfig,
+    MetricsConfig,
+    TrainingConfig,
+    load_config,
+)
 from xdetox.config.generation import protocol_values
+from xdetox.config.interface import add_section_flags, flag_overrides
+from xdetox.models import SOURCE_HELP as MODEL_SOURCES
+from xdetox.models import resolve_model
 
 
-def _config(args: argparse.Namespace, flag_overrides: dict[str, object]) -> Config:
-    """The config files and ``--set``s, then the stage's own flags (which win when given)."""
-    extra = [f"{k}={json.dumps(v)}" for k, v in flag_overrides.items() if v is not None]
-    return load_config(args.config, [*args.overrides, *extra])
+def _config(args: argparse.Namespace, extra: dict[str, object] | None = None) -> Config:
+    """The config files and ``--set``s, then ``extra``, then the flags derived from the config
+    sections (``add_section_flags``), which win when given."""
+    values = {**(extra or {}), **flag_overrides(args)}
+    sets = [f"{k}={json.dumps(v)}" for k, v in values.items() if v is not None]
+    return load_config(args.config, [*args.overrides, *sets])
 
 
 def _print_summary(summary: dict) -> None:
@@ -28,7 +40,11 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
     common(p)
     p.add_argument("--data", required=True, help="toxicity_pairwise folder/file or 'toy'")
     p.add_argument("--output", required=True, metavar="DIR", help="writes train/eval.jsonl")
-    p.add_argument("--model", help="model folder whose tokenizer counts tokens for the filter")
+    p.add_argument(
+        "--model", help=f"model whose tokenizer counts tokens for the filter: {MODEL_SOURCES}"
+    )
+    # The sources are --data and --model; the filter's and split's keys become flags.
+    add_section_flags(p, DataConfig, exclude=("preference", "prompts", "max_prompts_per_language"))
     p.set_defaults(handler=cmd_prepare_data)
 
     p = sub.add_parser("dpo", help="DPO preference tuning (TRL; LoRA via PEFT or full)")
@@ -36,40 +52,30 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
     p.add_argument(
         "--data", required=True, help="toxicity_pairwise folder/file, a prepared folder, or 'toy'"
     )
-    p.add_argument("--model", required=True, help="base model folder")
+    p.add_argument("--model", required=True, help=f"base model: {MODEL_SOURCES}")
     p.add_argument("--output", required=True, metavar="DIR", help="adapter or model folder")
+    add_section_flags(p, TrainingConfig, exclude=("method",))  # --beta, --learning-rate, ...
     p.set_defaults(handler=cmd_dpo)
 
     p = sub.add_parser("merge", help="merge a LoRA adapter into its base model")
     common(p)
-    p.add_argument("--base", required=True, help="base model folder")
-    p.add_argument("--adapter", required=True, help="adapter folder (from xdetox dpo)")
+    p.add_argument("--base", required=True, help=f"base model: {MODEL_SOURCES}")
+    p.add_argument(
+        "--adapter", required=True, help="adapter (from xdetox dpo): a folder or gs:// folder"
+    )
     p.add_argument("--output", required=True, metavar="DIR")
     p.set_defaults(handler=cmd_merge)
 
     p = sub.add_parser("generate", help="sample continuations of prompts with a model")
     common(p)
-    p.add_argument("--model", required=True, help="model folder")
+    p.add_argument("--model", required=True, help=f"model: {MODEL_SOURCES}")
     p.add_argument("--prompts", required=True, help="prompts file/folder (JSONL, RTP-LX, CSV)")
     p.add_argument("--output", required=True, metavar="FILE", help="generations JSON lines")
     p.add_argument("--language", help="only this language (default: all in --prompts)")
     p.add_argument("--label", default="base", help="model label in the output (default: base)")
-    p.add_argument("--n", type=int, help="samples per prompt")
-    p.add_argument("--temperature", type=float)
-    p.add_argument("--top-p", type=float)
-    p.add_argument("--max-tokens", type=int, help="new tokens per sample")
-    p.add_argument("--seed", type=int)
-    p.add_argument(
-        "--protocol",
-        choices=sorted(PROTOCOLS),
-        help="sampling preset: xg (default values), rtp, helm, greedy; the flags "
-        "above override single values",
-    )
-    p.add_argument(
-        "--backend",
-        choices=("auto", "vllm", "hf"),
-        help="auto: vLLM when a GPU is visible and vllm is installed, else hf",
-    )
+    # --protocol, --n, --temperature, --top-p, --max-tokens, --seed, --backend, ...: a
+    # --protocol preset replaces the recipe's sampling values; the other flags win over both.
+    add_section_flags(p, GenerationConfig, rename={"max_new_tokens": "--max-tokens"})
     p.set_defaults(handler=cmd_generate)
 
     p = sub.add_parser("score", help="score generations for toxicity")
@@ -89,7 +95,11 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
         help="score JSON lines; repeat for several files",
     )
     p.add_argument("--output", required=True, metavar="DIR", help="writes DIR/metrics.csv")
-    p.add_argument("--model", help="reference model for perplexity (and distinct-n tokenizer)")
+    p.add_argument(
+        "--model",
+        help=f"reference model for perplexity (and distinct-n tokenizer): {MODEL_SOURCES}",
+    )
+    add_section_flags(p, MetricsConfig)  # --threshold, --perplexity-method, ...
     p.set_defaults(handler=cmd_metrics)
 
     p = sub.add_parser("report", help="aggregate metrics and write an HTML report")
@@ -107,8 +117,11 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
 def cmd_prepare_data(args: argparse.Namespace) -> None:
     from xdetox.components.prepare_data.preference_data import prepare_pairs
 
-    config = _config(args, {})
-    _print_summary(prepare_pairs(args.data, args.output, config.data, tokenizer_dir=args.model))
+    config = _config(args)
+    # Only the tokenizer is fetched, and only when the length filter counts tokens.
+    _print_summary(
+        prepare_pairs(args.data, args.output, config.data, tokenizer_source=args.model)
+    )
 
 
 def _prepared_pairs_dir(data: str) -> bool:
@@ -119,21 +132,23 @@ def cmd_dpo(args: argparse.Namespace) -> None:
     from xdetox.components.prepare_data.preference_data import prepare_pairs
     from xdetox.components.train.dpo.train_dpo import train_dpo
 
-    config = _config(args, {})
+    config = _config(args)
+    model = resolve_model(args.model)
     if _prepared_pairs_dir(args.data):
-        _print_summary(train_dpo(args.model, args.data, args.output, config.training))
+        _print_summary(train_dpo(model, args.data, args.output, config.training))
         return
     with tempfile.TemporaryDirectory(prefix="xdetox-pairs-") as tmp:
         pairs = Path(tmp) / "pairs"
-        prepare_pairs(args.data, pairs, config.data, tokenizer_dir=args.model)
-        _print_summary(train_dpo(args.model, pairs, args.output, config.training))
+        prepare_pairs(args.data, pairs, config.data, tokenizer_source=model)
+        _print_summary(train_dpo(model, pairs, args.output, config.training))
 
 
 def cmd_merge(args: argparse.Namespace) -> None:
     from xdetox.components.merge.merge_lora import merge_adapter
 
-    _config(args, {})  # validates --config/--set even though merge has no hyperparameters
-    _print_summary(merge_adapter(args.base, args.adapter, args.output))
+    _config(args)  # validates --config/--set even though merge has no hyperparameters
+    base, adapter = resolve_model(args.base), resolve_model(args.adapter)
+    _print_summary(merge_adapter(base, adapter, args.output))
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
@@ -142,20 +157,11 @@ def cmd_generate(args: argparse.Namespace) -> None:
     from xdetox.components.prepare_prompts.prompts import prepare_prompts
 
     # A --protocol preset replaces the recipe's sampling values; explicit flags win over both.
-    preset = {} if args.protocol is None else protocol_values(args.protocol)
-    flags = {
-        "generation.protocol": args.protocol,
-        "generation.backend": args.backend,
-        "generation.n": args.n,
-        "generation.temperature": args.temperature,
-        "generation.top_p": args.top_p,
-        "generation.max_new_tokens": args.max_tokens,
-        "generation.seed": args.seed,
-    }
-    overrides = {f"generation.{k}": v for k, v in preset.items()}
-    overrides.update({k: v for k, v in flags.items() if v is not None})
-    config = _config(args, overrides)
+    protocol = flag_overrides(args).get("generation.protocol")
+    preset = {} if protocol is None else protocol_values(protocol)
+    config = _config(args, {f"generation.{k}": v for k, v in preset.items()})
     languages = [args.language] if args.language else None
+    model = resolve_model(args.model)
     with tempfile.TemporaryDirectory(prefix="xdetox-prompts-") as tmp:
         prompts = Path(tmp) / "prompts.jsonl"
         prepare_prompts(
@@ -166,7 +172,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
             seed=config.data.seed,
         )
         n = generate_file(
-            args.model,
+            model,
             prompts,
             args.output,
             model_label=args.label,
@@ -182,14 +188,14 @@ def cmd_generate(args: argparse.Namespace) -> None:
 def cmd_score(args: argparse.Namespace) -> None:
     from xdetox.components.score.score_file import score_generations
 
-    config = _config(args, scorer_overrides(args))
+    config = _config(args)  # the scorer flags are derived from the scoring section
     _print_summary(score_generations(args.generations, args.output, config.scoring))
 
 
 def cmd_metrics(args: argparse.Namespace) -> None:
     from xdetox.components.metrics.per_language import compute_metrics, write_metrics_csv
 
-    config = _config(args, {})
+    config = _config(args)
     metrics = config.metrics
     if args.model is None:
         # Without a reference model there is no perplexity (unless metrics.perplexity_model
@@ -199,7 +205,8 @@ def cmd_metrics(args: argparse.Namespace) -> None:
             metrics = metrics.model_copy(update={"perplexity": False})
         if metrics.diversity_tokenizer == "model":
             metrics = metrics.model_copy(update={"diversity_tokenizer": "whitespace"})
-    df = compute_metrics(args.scores, metrics, model_dir=args.model)
+    model = resolve_model(args.model) if args.model is not None else None
+    df = compute_metrics(args.scores, metrics, model_dir=model)
     out = Path(args.output) / "metrics.csv"
     write_metrics_csv(df, out)
     print(df.to_string(index=False, max_cols=12))
@@ -211,7 +218,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     from xdetox.components.report.html_report import render_report
     from xdetox.components.score.scorers import get_scorer
 
-    config = _config(args, {})
+    config = _config(args)
     source = Path(args.metrics)
     csvs = sorted(source.glob("*.csv")) if source.is_dir() else [source]
     df = aggregate_metrics(csvs)

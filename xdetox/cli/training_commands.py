@@ -3,7 +3,7 @@
 ``xdetox train`` runs whatever ``training.method`` the config names (dpo, sft_dpo, ppo, rloo,
 grpo), exactly as the pipeline's training step does; ``ppo``/``rloo``/``grpo`` set the method
 themselves, ``sft`` runs the supervised stage alone. All of them: ``--config``/``--set``,
-``--model`` (a model folder, or ``toy``), ``--output``; the data flag of the method
+``--model`` (``toy``, a folder, ``gs://`` or a Hub id), ``--output``; the data flag of the method
 (``--data``: preference pairs or SFT data, ``--prompts``: prompts JSON lines); checkpoints beside
 the output (``<output>.checkpoints``) resumed when the command is run again, unless
 ``--no-resume``; several GPUs used through ``accelerate launch`` (``--num-gpus``,
@@ -19,14 +19,21 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from xdetox.config import Config, load_config
+from xdetox.config import Config, RLConfig, TrainingConfig, load_config
+from xdetox.config.interface import add_section_flags, flag_overrides
+from xdetox.config.rl import OnlineRLConfig, PPOConfig
+from xdetox.config.training import SFTConfig
 from xdetox.errors import ConfigError
+from xdetox.models import SOURCE_HELP as MODEL_SOURCES
+from xdetox.models import resolve_model
+from xdetox.storage import is_gcs
+from xdetox.toy.data_sources import is_toy
 
 CURVES_FILE = "training_curves.html"
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="base model folder, or 'toy'")
+    p.add_argument("--model", required=True, help=f"base model: {MODEL_SOURCES}")
     p.add_argument("--output", required=True, metavar="DIR", help="adapter or model folder")
     p.add_argument(
         "--checkpoint-dir", metavar="DIR", help="checkpoints (default: <output>.checkpoints)"
@@ -57,6 +64,10 @@ def _prompts_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
+# The ``training`` keys every method reads; sft, ppo, rloo and grpo get flags for them too.
+_SHARED_TRAINING_KEYS = ("mode", "seed", "gradient_checkpointing", "bf16")
+
+
 def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
     p = sub.add_parser(
         "train",
@@ -69,6 +80,7 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
     _data_flag(p, "preference pairs for dpo/sft_dpo: toxicity_pairwise folder/file, a prepared "
                   "folder, gs:// or 'toy' (default: the config's data.preference)")  # fmt: skip
     _prompts_flag(p)
+    add_section_flags(p, TrainingConfig)  # --method, --beta, --learning-rate, ...
     p.set_defaults(handler=cmd_train, method=None)
 
     p = sub.add_parser("sft", help="supervised fine-tuning (TRL SFTTrainer; LoRA/QLoRA/full)")
@@ -76,6 +88,8 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
     _add_run_flags(p)
     _data_flag(p, "JSON lines of prompt/completion, text or messages; or preference pairs "
                   "(chosen side). Default: training.sft.data, else data.preference")  # fmt: skip
+    add_section_flags(p, SFTConfig, "training.sft", exclude=("data",))  # --data is above
+    add_section_flags(p, TrainingConfig, only=_SHARED_TRAINING_KEYS)
     p.set_defaults(handler=cmd_sft)
 
     for method, text in (
@@ -87,20 +101,27 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
         common(p)
         _add_run_flags(p)
         _prompts_flag(p)
+        add_section_flags(p, RLConfig, exclude=("prompts",))  # --prompts is above
+        if method == "ppo":
+            add_section_flags(p, PPOConfig)
+        else:
+            add_section_flags(p, OnlineRLConfig)
+        add_section_flags(p, TrainingConfig, only=_SHARED_TRAINING_KEYS)
         p.set_defaults(handler=cmd_train, method=method)
 
 
 def _config(args: argparse.Namespace) -> Config:
-    extra = [f"training.method={args.method}"] if getattr(args, "method", None) else []
+    """The config files and ``--set``s, then the flags derived from the config sections, then
+    the method a ppo/rloo/grpo command stands for."""
+    extra = [f"{k}={json.dumps(v)}" for k, v in flag_overrides(args).items()]
+    if getattr(args, "method", None):
+        extra.append(f"training.method={args.method}")
     return load_config(args.config, [*args.overrides, *extra])
 
 
 def _model_dir(model: str) -> Path:
-    if model == "toy":
-        from xdetox.toy import ensure_toy_model
-
-        return ensure_toy_model()
-    return Path(model)
+    """A local folder for any model source (toy, folder, gs://, Hub id)."""
+    return resolve_model(model)
 
 
 def _is_prepared(path: Path) -> bool:
@@ -121,12 +142,12 @@ def _pairs(source: str, config: Config, model_dir: Path) -> Iterator[Path]:
     """A prepared pairs folder: ``source`` itself, or ``source`` read, filtered and split."""
     from xdetox.components.prepare_data.preference_data import prepare_pairs
 
-    if source != "toy" and not source.startswith("gs://") and _is_prepared(Path(source)):
+    if not is_toy(source) and not is_gcs(source) and _is_prepared(Path(source)):
         yield Path(source)
         return
     with tempfile.TemporaryDirectory(prefix="xdetox-pairs-") as tmp:
         pairs = Path(tmp) / "pairs"
-        prepare_pairs(source, pairs, config.data, tokenizer_dir=model_dir)
+        prepare_pairs(source, pairs, config.data, tokenizer_source=model_dir)
         yield pairs
 
 
@@ -169,7 +190,7 @@ def _sft_source(source: str, config: Config, model_dir: Path) -> Iterator[Path]:
     """SFT data as a file or train/eval folder; raw preference pairs are prepared first."""
     from xdetox.storage import local_copy
 
-    if source == "toy":
+    if is_toy(source):
         with _pairs(source, config, model_dir) as pairs:
             yield pairs
         return

@@ -3,6 +3,10 @@
 One module per section (``data``, ``training``, ``rl``, ``generation``, ``scoring``, ``metrics``,
 ``interpret``: hyperparameters; ``cluster``: infrastructure), the root model in ``root`` and
 loading in ``loader``. Everything is re-exported here: ``from xdetox.config import Config``.
+
+Each section is a stage's one typed interface: ``interface`` derives the KFP components'
+parameter docs and the commands' flags from its fields, and ``trl_options`` passes it to TRL's
+config classes by field name.
 """
 
 from xdetox.config.base import _Strict

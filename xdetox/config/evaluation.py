@@ -10,17 +10,30 @@ from xdetox.config.base import _Strict
 
 
 class EvaluationConfig(_Strict):
-    # The model to evaluate: a local folder, gs://bucket/prefix, a Hugging Face id, or "toy".
-    model: str = "toy"
-    label: str = "candidate"  # the `model` column of its rows
-    # A metrics.csv (local or gs://), or a folder/prefix holding one (a previous run's output).
-    # Unset: no comparison, the run only measures.
-    baseline: str | None = None
-    # Which model's rows of the baseline to compare with; needed when it holds several.
-    baseline_label: str | None = None
-    metric: Literal["avg_toxicity", "expected_max_toxicity", "toxicity_probability"] = (
-        "avg_toxicity"
+    """The eval pipeline: one model measured per language, compared with a baseline."""
+
+    model: str = Field(
+        "toy",
+        description="the model to evaluate: a local folder, gs://bucket/prefix, a Hugging Face "
+        "id, or toy",
     )
-    # A language regresses when its toxicity rose by more than this (absolute, metric units).
-    margin: float = Field(0.02, ge=0.0)
-    fail_on_regression: bool = True
+    label: str = Field("candidate", description="the model column of its rows")
+    baseline: str | None = Field(
+        None,
+        description="a metrics.csv (local or gs://), or a folder/prefix holding one (a previous "
+        "run's output); None: no comparison, the run only measures",
+    )
+    baseline_label: str | None = Field(
+        None,
+        description="which model's rows of the baseline to compare with; needed when it holds "
+        "several",
+    )
+    metric: Literal["avg_toxicity", "expected_max_toxicity", "toxicity_probability"] = Field(
+        "avg_toxicity", description="the metrics.csv column compared"
+    )
+    margin: float = Field(
+        0.02,
+        ge=0.0,
+        description="a language regresses when its metric rose by more than this (absolute)",
+    )
+    fail_on_regression: bool = Field(True, description="fail the run when a language regressed")

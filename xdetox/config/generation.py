@@ -42,11 +42,19 @@ def protocol_values(name: str) -> dict[str, Any]:
 class VLLMConfig(_Strict):
     """vLLM engine settings; unset values are decided from the machine at run time."""
 
-    tensor_parallel_size: int | None = Field(None, gt=0)  # default: every visible GPU
-    gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0)  # 0.9 GPU, 0.2 CPU RAM
-    dtype: str = "auto"
-    enforce_eager: bool | None = None
-    max_model_len: int | None = Field(None, gt=0)
+    tensor_parallel_size: int | None = Field(
+        None, gt=0, description="GPUs the model is split over; None: every visible GPU"
+    )
+    gpu_memory_utilization: float | None = Field(
+        None, gt=0.0, le=1.0, description="share of GPU memory vLLM takes; None: 0.9 (CPU: 0.2)"
+    )
+    dtype: str = Field("auto", description="weights' dtype (vLLM's dtype argument)")
+    enforce_eager: bool | None = Field(
+        None, description="no CUDA graphs; None: vLLM's choice for the machine"
+    )
+    max_model_len: int | None = Field(
+        None, gt=0, description="context length vLLM reserves; None: the model's"
+    )
 
 
 class GenerationConfig(_Strict):
@@ -56,16 +64,23 @@ class GenerationConfig(_Strict):
     for the keys the same config does not set; every value stays overridable.
     """
 
-    protocol: Literal["xg", "rtp", "helm", "greedy"] | None = None
-    n: int = Field(25, gt=0)
-    temperature: float = Field(0.9, ge=0.0)
-    top_p: float = Field(0.8, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(20, gt=0)
-    seed: int = 0
-    # auto: vLLM when a GPU is visible and vllm is installed, else transformers.
-    backend: Literal["auto", "vllm", "hf"] = "auto"
-    batch_size: int = Field(64, gt=0)  # sequences per forward pass (transformers backend)
-    shard_size: int = Field(64, gt=0)  # prompts per resumable shard
+    protocol: Literal["xg", "rtp", "helm", "greedy"] | None = Field(
+        None,
+        description="sampling preset: xg (Li, Yong & Bach 2024), rtp (Gehman et al. 2020), helm, "
+        "greedy; fills n, temperature, top_p and max_new_tokens where they are not set",
+    )
+    n: int = Field(25, gt=0, description="samples per prompt")
+    temperature: float = Field(0.9, ge=0.0, description="sampling temperature; 0 is greedy")
+    top_p: float = Field(0.8, gt=0.0, le=1.0, description="nucleus sampling mass")
+    max_new_tokens: int = Field(20, gt=0, description="new tokens per sample")
+    seed: int = Field(0, description="sampling seed (each prompt's samples are seeded from it)")
+    backend: Literal["auto", "vllm", "hf"] = Field(
+        "auto",
+        description="auto: vLLM when a GPU is visible and vllm is installed, else hf "
+        "(transformers)",
+    )
+    batch_size: int = Field(64, gt=0, description="sequences per forward pass (hf backend)")
+    shard_size: int = Field(64, gt=0, description="prompts per resumable shard")
     vllm: VLLMConfig = Field(default_factory=VLLMConfig)
 
     @model_validator(mode="before")

@@ -17,7 +17,7 @@ from xdetox.config.training import TrainingConfig
 
 
 class Config(_Strict):
-    name: str = "xdetox"
+    name: str = Field("xdetox", description="the run's name (run folder, report title)")
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)

@@ -1,7 +1,7 @@
 """Which toxicity scorer runs, on which attributes, and how it talks to its model or API.
 
-Three scorers share one interface (``components/score/scorers.py``), swapped with one line,
-``scoring.scorer``:
+Three scorers share one interface (``components/score/scorer_interface.py``; the factory that
+picks one is ``scorers.py``), swapped with one line, ``scoring.scorer``:
 
 * ``offline``: the shipped word lists (deterministic, no weights, no network).
 * ``perspective``: Google's Perspective API (``commentanalyzer v1alpha1``). The key comes from the
@@ -35,23 +35,42 @@ class ClassifierConfig(_Strict):
     with a label called toxic/toxicity/hate/offensive, or toxic-bert's six labels).
     """
 
-    model: str | None = None  # local folder or Hub id; None: the preset's model
-    preset: Literal["textdetox-xlmr", "roberta-hate-dynabench", "toxic-bert"] | None = None
-    toxic_label: str | None = None
-    label_map: dict[str, str] | None = None
-    # softmax: one label wins (binary classifiers); sigmoid: independent labels (multi-label).
-    # None: the preset's, else the model config's problem_type, else softmax.
-    activation: Literal["softmax", "sigmoid"] | None = None
-    batch_size: int = Field(32, gt=0)
-    max_length: int = Field(512, gt=0)  # tokens; longer texts are truncated
-    device: str | None = None  # None: cuda when present, else cpu
-    # Languages the classifier is trusted on; others get null scores with a reason.
-    # None: every language is scored.
-    languages: list[str] | None = None
+    model: str | None = Field(
+        None, description="local folder or Hub id; None: the preset's model"
+    )
+    preset: Literal["textdetox-xlmr", "roberta-hate-dynabench", "toxic-bert"] | None = Field(
+        None, description="a known classifier: its model, labels and activation"
+    )
+    toxic_label: str | None = Field(
+        None, description="label name or index whose probability is TOXICITY"
+    )
+    label_map: dict[str, str] | None = Field(
+        None, description="model label → attribute, e.g. {obscene: PROFANITY}"
+    )
+    activation: Literal["softmax", "sigmoid"] | None = Field(
+        None,
+        description="softmax: one label wins (binary classifiers); sigmoid: independent labels "
+        "(multi-label). None: the preset's, else the model config's problem_type, else softmax",
+    )
+    batch_size: int = Field(32, gt=0, description="texts per forward pass")
+    max_length: int = Field(512, gt=0, description="tokens; longer texts are truncated")
+    device: str | None = Field(None, description="torch device; None: cuda when present, else cpu")
+    languages: list[str] | None = Field(
+        None,
+        description="languages the classifier is trusted on; others get null scores with a "
+        "reason. None: every language is scored",
+    )
 
 
 class ScoringConfig(_Strict):
-    scorer: Literal["offline", "perspective", "classifier"] = "offline"
+    """Which toxicity scorer runs, on which attributes; Perspective's and the classifier's own
+    settings."""
+
+    scorer: Literal["offline", "perspective", "classifier"] = Field(
+        "offline",
+        description="offline (shipped word lists), perspective (Perspective API, key from "
+        "$PERSPECTIVE_API_KEY) or classifier (a Hugging Face sequence classifier)",
+    )
     attributes: list[str] = Field(
         default_factory=lambda: [
             "TOXICITY",
@@ -60,29 +79,49 @@ class ScoringConfig(_Strict):
             "INSULT",
             "PROFANITY",
             "THREAT",
-        ]
+        ],
+        description="attributes scored (Perspective's names)",
     )
     # ---- perspective
-    # Items per second the client allows itself (each item of a batch HTTP request counts);
-    # the API's default quota is about 1.
-    qps: float = Field(1.0, gt=0.0)
-    # None: env PERSPECTIVE_DISCOVERY_URL, else Google's (DEFAULT_DISCOVERY_URL).
-    discovery_url: str | None = None
-    # Folder of the persistent score cache (sqlite). None: env XDETOX_CACHE_DIR/perspective,
-    # else ~/.cache/xdetox/perspective.
-    cache_dir: str | None = None
-    max_retries: int = Field(6, ge=0)  # per item, after its first attempt
-    retry_initial_delay: float = Field(1.0, ge=0.0)  # seconds; doubles per retry, with jitter
-    retry_max_delay: float = Field(60.0, ge=0.0)
-    timeout: float = Field(30.0, gt=0.0)  # seconds per HTTP request
-    # Items per batch HTTP request; None: about one second of quota (round(qps), 1..50).
-    # 1 sends plain requests (for proxies without the batch endpoint).
-    api_batch_size: int | None = Field(None, gt=0, le=1000)
+    # The API's default quota is about 1 item per second.
+    qps: float = Field(
+        1.0,
+        gt=0.0,
+        description="perspective: items per second (each item of a batch request counts)",
+    )
+    discovery_url: str | None = Field(
+        None,
+        description="perspective: discovery document URL; None: $PERSPECTIVE_DISCOVERY_URL, "
+        "else Google's",
+    )
+    cache_dir: str | None = Field(
+        None,
+        description="perspective: folder of the persistent score cache (sqlite); None: "
+        "$XDETOX_CACHE_DIR/perspective, else ~/.cache/xdetox/perspective",
+    )
+    max_retries: int = Field(6, ge=0, description="perspective: retries per item")
+    retry_initial_delay: float = Field(
+        1.0, ge=0.0, description="perspective: seconds before the first retry; doubles, jittered"
+    )
+    retry_max_delay: float = Field(
+        60.0, ge=0.0, description="perspective: longest wait between retries, seconds"
+    )
+    timeout: float = Field(30.0, gt=0.0, description="perspective: seconds per HTTP request")
+    api_batch_size: int | None = Field(
+        None,
+        gt=0,
+        le=1000,
+        description="perspective: items per batch HTTP request; None: about one second of "
+        "quota (round(qps), 1..50); 1 sends plain requests (proxies without the batch endpoint)",
+    )
     # ---- classifier
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
-    # ---- agreement: also score every generation with this second scorer (same settings
-    # otherwise) and report per language how the two agree (components/agreement). None: off.
-    agreement_with: Literal["offline", "perspective", "classifier"] | None = None
+    # ---- agreement (components/agreement)
+    agreement_with: Literal["offline", "perspective", "classifier"] | None = Field(
+        None,
+        description="also score every generation with this second scorer and report per "
+        "language how the two agree; None: off",
+    )
 
     def second_scorer(self) -> ScoringConfig | None:
         """This section with ``scorer`` set to ``agreement_with`` (None when off)."""

@@ -3,11 +3,15 @@ adapted (LoRA, 4-bit QLoRA, full), and DPO's and SFT's own knobs. Kept apart fro
 
 ``method``, ``mode``, ``lora``, ``qlora`` and ``seed`` live here only: the online-RL section
 (``xdetox.config.rl``) holds what is particular to PPO/RLOO/GRPO and reads these from here.
+
+The DPO and SFT sections mirror TRL's ``DPOConfig`` and ``SFTConfig``: a field with the name of
+a TRL field is passed to it as it is, and ``trl`` passes any other TRL option
+(``xdetox.config.trl_options``).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -17,12 +21,26 @@ METHODS = ("dpo", "sft_dpo", "ppo", "rloo", "grpo")
 ONLINE_METHODS = ("ppo", "rloo", "grpo")
 
 
+def _trl_field(trl_class: str, example: str) -> Any:
+    """The free ``trl`` mapping of a section that mirrors a TRL config class."""
+    return Field(
+        default_factory=dict,
+        description=f"any other option of TRL's {trl_class}, e.g. {example}; checked against "
+        "its fields when the trainer is built",
+    )
+
+
 class LoraConfig(_Strict):
-    r: int = Field(64, gt=0)
-    alpha: int = Field(16, gt=0)
-    dropout: float = Field(0.05, ge=0.0, lt=1.0)
-    # "auto" picks the preset for the model's architecture (components/train/dpo/lora_targets.py).
-    target_modules: list[str] | Literal["auto"] = "auto"
+    """LoRA adapters (Hu et al., 2021) through PEFT."""
+
+    r: int = Field(64, gt=0, description="adapter rank")
+    alpha: int = Field(16, gt=0, description="scaling numerator (lora_alpha)")
+    dropout: float = Field(0.05, ge=0.0, lt=1.0, description="dropout on the adapter input")
+    target_modules: list[str] | Literal["auto"] = Field(
+        "auto",
+        description="module names adapted; auto: the preset for the model's architecture "
+        "(components/train/dpo/lora_targets.py)",
+    )
 
 
 class QLoraConfig(_Strict):
@@ -32,9 +50,11 @@ class QLoraConfig(_Strict):
     quantisation constants, bf16 compute.
     """
 
-    quant_type: Literal["nf4", "fp4"] = "nf4"
-    double_quant: bool = True
-    compute_dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    quant_type: Literal["nf4", "fp4"] = Field("nf4", description="4-bit data type")
+    double_quant: bool = Field(True, description="also quantise the quantisation constants")
+    compute_dtype: Literal["bfloat16", "float16", "float32"] = Field(
+        "bfloat16", description="dtype of the matrix products"
+    )
 
 
 class SFTConfig(_Strict):
@@ -44,59 +64,90 @@ class SFTConfig(_Strict):
     QLoRA's usual learning rate (2e-4), one epoch, loss on the completion only.
     """
 
-    # JSON lines with prompt/completion, text, or messages; None (default): the chosen side of
-    # the preference pairs (prompt + chosen continuation), i.e. SFT on the non-toxic answers.
-    data: str | None = None
-    learning_rate: float = Field(2e-4, gt=0.0)
-    lr_scheduler_type: str = "linear"
-    warmup_steps: int = Field(0, ge=0)
-    optim: str = "adamw_torch"
-    max_grad_norm: float = Field(1.0, gt=0.0)
-    per_device_train_batch_size: int = Field(4, gt=0)
-    gradient_accumulation_steps: int = Field(1, gt=0)
-    num_train_epochs: float = Field(1.0, gt=0.0)
-    max_steps: int = -1
-    max_length: int = Field(1024, gt=0)  # tokens; longer examples are cut at the end
-    # Prompt/completion data: loss on completion tokens only (TRL's default for that format).
-    completion_only_loss: bool = True
-    eval_steps: int = Field(50, gt=0)
-    save_steps: int = Field(50, gt=0)
-    logging_steps: int = Field(5, gt=0)
+    data: str | None = Field(
+        None,
+        description="JSON lines with prompt/completion, text, or messages; None: the chosen "
+        "side of the preference pairs (SFT on the non-toxic answers)",
+    )
+    learning_rate: float = Field(2e-4, gt=0.0, description="peak learning rate")
+    lr_scheduler_type: str = Field("linear", description="transformers scheduler name")
+    warmup_steps: int = Field(0, ge=0, description="linear warm-up steps")
+    optim: str = Field("adamw_torch", description="transformers optimizer name")
+    max_grad_norm: float = Field(1.0, gt=0.0, description="gradient clipping norm")
+    per_device_train_batch_size: int = Field(
+        4, gt=0, description="examples per device per step (also the eval batch size)"
+    )
+    gradient_accumulation_steps: int = Field(1, gt=0, description="steps per optimizer update")
+    num_train_epochs: float = Field(1.0, gt=0.0, description="passes over the data")
+    max_steps: int = Field(-1, description="optimizer steps; -1: num_train_epochs decides")
+    max_length: int = Field(1024, gt=0, description="tokens; longer examples are cut at the end")
+    completion_only_loss: bool = Field(
+        True, description="prompt/completion data: loss on the completion tokens only"
+    )
+    eval_steps: int = Field(50, gt=0, description="evaluate every N steps (with eval data)")
+    save_steps: int = Field(50, gt=0, description="checkpoint every N steps")
+    logging_steps: int = Field(5, gt=0, description="log every N steps")
+    trl: dict[str, Any] = _trl_field("SFTConfig", "{dataset_num_proc: 4}")
 
 
 class TrainingConfig(_Strict):
-    """Preference tuning. Defaults are the XG paper's DPO recipe (REFERENCE.md §3)."""
+    """Preference tuning. Defaults are XG's DPO recipe (Li, Yong & Bach 2024, "Preference Tuning
+    For Toxicity Mitigation Generalizes Across Languages")."""
 
-    # dpo: DPO on the preference pairs; sft_dpo: SFT first, then DPO from the SFT model (the
-    # model card's recipe); ppo | rloo | grpo: online RL on prompts (hyperparameters: ``rl``).
-    method: Literal["dpo", "sft_dpo", "ppo", "rloo", "grpo"] = "dpo"
-    beta: float = Field(0.1, gt=0.0)
-    learning_rate: float = Field(1e-5, gt=0.0)
-    lr_scheduler_type: str = "constant_with_warmup"
-    warmup_steps: int = Field(150, ge=0)
-    optim: str = "rmsprop"
-    max_grad_norm: float = Field(10.0, gt=0.0)
-    per_device_train_batch_size: int = Field(4, gt=0)
-    gradient_accumulation_steps: int = Field(1, gt=0)
-    num_train_epochs: float = Field(5.0, gt=0.0)
-    max_steps: int = -1
-    max_prompt_length: int = Field(64, gt=0)
-    max_length: int = Field(256, gt=0)
-    eval_steps: int = Field(25, gt=0)
-    save_steps: int = Field(25, gt=0)
-    logging_steps: int = Field(5, gt=0)
-    early_stopping_patience: int = Field(10, ge=0)  # 0 turns early stopping off
-    gradient_checkpointing: bool = True
-    # Reference log-probabilities computed once before training instead of at every step
-    # (one forward pass fewer per step; see benchmarks/README.md).
-    precompute_ref_log_probs: bool = False
-    # bf16 mixed precision (GPU only). None: on for qlora (its compute dtype), off otherwise:
-    # fp32 as in the XG recipe (fp16 gave NaN rewards).
-    bf16: bool | None = None
-    seed: int = 0
-    # lora: adapters on a frozen base; qlora: adapters on a 4-bit base (bitsandbytes, CUDA);
-    # full: every weight (XG's mGPT and BLOOM-1.7B runs).
-    mode: Literal["lora", "qlora", "full"] = "lora"
+    method: Literal["dpo", "sft_dpo", "ppo", "rloo", "grpo"] = Field(
+        "dpo",
+        description="dpo: DPO on the preference pairs; sft_dpo: SFT first, then DPO from the "
+        "SFT model (the model card's recipe); ppo | rloo | grpo: online RL on prompts "
+        "(hyperparameters: rl)",
+    )
+    beta: float = Field(0.1, gt=0.0, description="DPO's KL coefficient")
+    learning_rate: float = Field(1e-5, gt=0.0, description="peak learning rate")
+    lr_scheduler_type: str = Field(
+        "constant_with_warmup", description="transformers scheduler name"
+    )
+    warmup_steps: int = Field(150, ge=0, description="linear warm-up steps")
+    optim: str = Field("rmsprop", description="transformers optimizer name")
+    max_grad_norm: float = Field(10.0, gt=0.0, description="gradient clipping norm")
+    per_device_train_batch_size: int = Field(
+        4, gt=0, description="pairs per device per step (also the eval batch size)"
+    )
+    gradient_accumulation_steps: int = Field(1, gt=0, description="steps per optimizer update")
+    num_train_epochs: float = Field(5.0, gt=0.0, description="passes over the pairs")
+    max_steps: int = Field(-1, description="optimizer steps; -1: num_train_epochs decides")
+    max_prompt_length: int = Field(
+        64, gt=0, description="prompt tokens kept (cut from the left)"
+    )
+    max_length: int = Field(256, gt=0, description="prompt + completion tokens")
+    eval_steps: int = Field(25, gt=0, description="evaluate every N steps (with eval pairs)")
+    save_steps: int = Field(
+        25, gt=0, description="checkpoint every N steps (a multiple of eval_steps)"
+    )
+    logging_steps: int = Field(5, gt=0, description="log every N steps")
+    early_stopping_patience: int = Field(
+        10, ge=0, description="evaluations without improvement before stopping; 0: off"
+    )
+    gradient_checkpointing: bool = Field(
+        True, description="recompute activations in the backward pass (less memory)"
+    )
+    # One forward pass fewer per step; see benchmarks/README.md.
+    precompute_ref_log_probs: bool = Field(
+        False,
+        description="reference log-probabilities computed once before training instead of at "
+        "every step",
+    )
+    # fp16 gave NaN rewards in XG's runs, hence fp32 unless asked.
+    bf16: bool | None = Field(
+        None,
+        description="bf16 mixed precision (GPU only); None: on for qlora (its compute dtype), "
+        "off otherwise (fp32, as in XG's recipe)",
+    )
+    seed: int = Field(0, description="seed of training and data order")
+    mode: Literal["lora", "qlora", "full"] = Field(
+        "lora",
+        description="lora: adapters on a frozen base; qlora: adapters on a 4-bit base "
+        "(bitsandbytes, CUDA); full: every weight (XG's mGPT and BLOOM-1.7B runs)",
+    )
     lora: LoraConfig = Field(default_factory=LoraConfig)
     qlora: QLoraConfig = Field(default_factory=QLoraConfig)
     sft: SFTConfig = Field(default_factory=SFTConfig)
+    trl: dict[str, Any] = _trl_field("DPOConfig", "{label_smoothing: 0.1}")

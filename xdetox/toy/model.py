@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import random
 import shutil
 import time
@@ -27,6 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from xdetox.files import atomic_dir, write_json
+from xdetox.models.cache import CACHE_ENV as CACHE_ENV  # re-exported: where the cache is
+from xdetox.models.cache import cache_root, file_lock
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 CORPUS_PATH = DATA_DIR / "corpus.jsonl"
@@ -54,7 +55,6 @@ TRAINING = {
     # measured 3-25x slower than one (OpenMP threads spin-waiting on each other).
     "threads": 1,
 }
-CACHE_ENV = "XDETOX_CACHE_DIR"
 _FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
 
 
@@ -211,31 +211,13 @@ def toy_model_key(seed: int = 0) -> str:
 
 
 def cache_dir() -> Path:
-    """``$XDETOX_CACHE_DIR`` if set, else ``~/.cache/xdetox``."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "xdetox"
+    """``$XDETOX_CACHE_DIR`` if set, else ``~/.cache/xdetox`` (shared with the model cache)."""
+    return cache_root()
 
 
 def toy_model_path(seed: int = 0) -> Path:
     """Where the cached toy model for ``seed`` lives (whether or not it is built yet)."""
     return cache_dir() / f"toy-model-{toy_model_key(seed)}"
-
-
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    """An exclusive file lock, so parallel pipeline tasks build the cache once, not racing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
-        try:
-            import fcntl
-        except ImportError:  # not POSIX: no lock; atomic_dir still prevents half-written folders
-            yield
-            return
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _complete(folder: Path) -> bool:
@@ -251,7 +233,7 @@ def ensure_toy_model(
     """
     cached = toy_model_path(seed)
     if not _complete(cached):
-        with _lock(cached.parent / f".{cached.name}.lock"):
+        with file_lock(cached.parent / f".{cached.name}.lock"):
             if not _complete(cached):  # another process may have built it while we waited
                 build_toy_model(cached, seed=seed, progress=progress)
     if output_dir is None:

@@ -1,5 +1,7 @@
 """``xdetox.config.TrainingConfig`` → TRL 1.16 ``DPOConfig``, checked before any model loads.
 
+The section's keys reach ``DPOConfig`` by name (``xdetox.config.trl_options``), not one by one.
+
 Combinations that transformers would reject deep inside ``Trainer.__init__`` (or accept and do
 something surprising with) are turned into one-line :class:`ConfigError` naming the key.
 """
@@ -15,6 +17,7 @@ from trl import DPOConfig
 
 from xdetox.components.train.policy import uses_bf16
 from xdetox.config import TrainingConfig
+from xdetox.config.trl_options import build_trl_config, trl_kwargs
 from xdetox.errors import ConfigError
 
 
@@ -58,49 +61,41 @@ def uses_best_model(config: TrainingConfig, *, has_eval: bool) -> bool:
 def build_dpo_config(
     config: TrainingConfig, checkpoint_dir: Path, *, has_eval: bool, progress: bool = True
 ) -> DPOConfig:
-    """The ``DPOConfig`` for one run; checkpoints go to ``checkpoint_dir``."""
+    """The ``DPOConfig`` for one run; checkpoints go to ``checkpoint_dir``.
+
+    Every ``training`` key that TRL's ``DPOConfig`` also has is passed as it is, then the
+    ``training.trl`` options (:func:`xdetox.config.trl_options.trl_kwargs`); below is only what
+    xdetox decides itself.
+    """
     check_training_config(config, has_eval=has_eval)
     best = uses_best_model(config, has_eval=has_eval)
-    on_cpu = not torch.cuda.is_available()
-    kwargs = {}
+    defaults = {  # our choices; training.trl may change them
+        "per_device_eval_batch_size": config.per_device_train_batch_size,
+        # Two checkpoints: the best one and the latest, so both resume and best-model reload work.
+        "save_total_limit": 2,
+        # The first step's rewards (before any update) are the baseline the margins grow from.
+        "logging_first_step": True,
+        "data_seed": config.seed,
+        "report_to": [],
+    }
     if config.gradient_checkpointing:
         # Reentrant checkpointing: the variant that works with PEFT under DeepSpeed ZeRO-3.
-        kwargs["gradient_checkpointing_kwargs"] = {"use_reentrant": True}
-    return DPOConfig(
-        output_dir=str(checkpoint_dir),
-        beta=config.beta,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=config.lr_scheduler_type,
-        warmup_steps=config.warmup_steps,
-        optim=config.optim,
-        max_grad_norm=config.max_grad_norm,
-        per_device_train_batch_size=config.per_device_train_batch_size,
-        per_device_eval_batch_size=config.per_device_train_batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        num_train_epochs=config.num_train_epochs,
-        max_steps=config.max_steps,
-        max_length=config.max_length,
-        eval_strategy="steps" if has_eval else "no",
-        eval_steps=config.eval_steps if has_eval else None,
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        # Two checkpoints: the best one and the latest, so both resume and best-model reload work.
-        save_total_limit=2,
-        logging_steps=config.logging_steps,
-        # The first step's rewards (before any update) are the baseline the margins grow from.
-        logging_first_step=True,
-        load_best_model_at_end=best,
-        metric_for_best_model="eval_loss" if best else None,
-        greater_is_better=False if best else None,
-        seed=config.seed,
-        data_seed=config.seed,
-        gradient_checkpointing=config.gradient_checkpointing,
+        defaults["gradient_checkpointing_kwargs"] = {"use_reentrant": True}
+    derived = {  # follow from our own keys and the machine
+        "output_dir": str(checkpoint_dir),
+        "eval_strategy": "steps" if has_eval else "no",
+        "eval_steps": config.eval_steps if has_eval else None,
+        "save_strategy": "steps",
+        "load_best_model_at_end": best,
+        "metric_for_best_model": "eval_loss" if best else None,
+        "greater_is_better": False if best else None,
         # fp32 weights; bf16 autocast only when asked (or for QLoRA): fp16 gave NaN rewards in XG.
-        bf16=uses_bf16(config),
-        fp16=False,
-        precompute_ref_log_probs=config.precompute_ref_log_probs,
-        use_cpu=on_cpu,
-        report_to=[],
-        disable_tqdm=not progress,
-        **kwargs,
+        "bf16": uses_bf16(config),
+        "fp16": False,
+        "use_cpu": not torch.cuda.is_available(),
+        "disable_tqdm": not progress,
+    }
+    kwargs = trl_kwargs(
+        DPOConfig, {"training": config}, options="training", defaults=defaults, derived=derived
     )
+    return build_trl_config(DPOConfig, kwargs, where="training")

@@ -1,6 +1,8 @@
 """Which modules LoRA adapts, per architecture (``training.lora.target_modules: auto``).
 
-Presets follow the XG recipe (REFERENCE.md §3) minus ``embed_tokens``/``lm_head``: TRL 1.16's
+Presets follow the LoRA targets of XG's DPO recipe (Li, Yong & Bach 2024, "Preference Tuning For
+Toxicity Mitigation Generalizes Across Languages", arXiv:2406.16235, and its public code) minus
+``embed_tokens``/``lm_head``: TRL 1.16's
 DPOTrainer computes log-probabilities from ``lm_head.weight`` directly and refuses an adapter
 there, and vLLM rejects adapters on embeddings. mGPT is a GPT-2 architecture (``model_type``
 ``gpt2``); Aya-23 is ``cohere``.

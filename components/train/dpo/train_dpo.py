@@ -24,7 +24,6 @@ same network with its adapters disabled, so no second copy of the model is held 
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,8 +58,13 @@ from xdetox.components.train.outputs import (
 )
 from xdetox.components.train.policy import build_peft_config, check_mode_supported, load_policy
 from xdetox.components.train.progress import dataset_progress
+from xdetox.components.train.trainer_results import (
+    as_metrics,
+    check_finite_losses,
+    common_summary,
+    last_logged,
+)
 from xdetox.config import TrainingConfig
-from xdetox.errors import XdetoxError
 
 __all__ = [
     "BASE_CONFIG",
@@ -81,21 +85,9 @@ RESUMABLE_TRAINING_KEYS = frozenset(
 
 
 def _check_finite(log_history: list[dict]) -> None:
-    for entry in log_history:
-        for key in ("loss", "eval_loss"):
-            value = entry.get(key)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise XdetoxError(
-                    f"DPO diverged: {key} is {value} at step {entry.get('step')}; "
-                    "lower training.learning_rate or check the model's dtype"
-                )
-
-
-def _last(log_history: list[dict], key: str) -> float | None:
-    for entry in reversed(log_history):
-        if key in entry and not any(k.startswith("eval_") for k in entry):
-            return float(entry[key])
-    return None
+    check_finite_losses(
+        log_history, method="DPO", hint="lower training.learning_rate or check the model's dtype"
+    )
 
 
 def _best_step(best_checkpoint: str | None) -> float | None:
@@ -121,28 +113,26 @@ def summarize(
     """Final metrics as floats (for a KFP Metrics artifact); a metric that does not exist here
     (e.g. eval loss without eval pairs) is left out, never written as 0."""
     history = trainer.state.log_history
-    model = trainer.model
-    summary: dict[str, float | None] = {
-        "train_loss": train_loss,
-        "final_train_loss": _last(history, "loss"),
-        "final_reward_margin": _last(history, "rewards/margins"),
-        "final_reward_accuracy": _last(history, "rewards/accuracies"),
-        "eval_loss": eval_metrics.get("eval_loss"),
-        "eval_reward_margin": eval_metrics.get("eval_rewards/margins"),
-        "eval_reward_accuracy": eval_metrics.get("eval_rewards/accuracies"),
-        "best_eval_loss": trainer.state.best_metric,
-        "best_step": _best_step(trainer.state.best_model_checkpoint),
-        "steps": trainer.state.global_step,
-        "resumed_from_step": resumed_from_step,
-        "epochs": trainer.state.epoch,
-        "wall_time_s": wall_time_s,
-        "n_params_trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "n_params_total": sum(p.numel() for p in model.parameters()),
-        "n_train_pairs": n_train,
-        "n_eval_pairs": n_eval,
-        "n_prompts_truncated": n_prompts_truncated,
-    }
-    return {key: float(value) for key, value in summary.items() if value is not None}
+    return as_metrics(
+        {
+            **common_summary(
+                trainer,
+                train_loss,
+                eval_metrics,
+                wall_time_s=wall_time_s,
+                resumed_from_step=resumed_from_step,
+            ),
+            "final_reward_margin": last_logged(history, "rewards/margins"),
+            "final_reward_accuracy": last_logged(history, "rewards/accuracies"),
+            "eval_reward_margin": eval_metrics.get("eval_rewards/margins"),
+            "eval_reward_accuracy": eval_metrics.get("eval_rewards/accuracies"),
+            "best_eval_loss": trainer.state.best_metric,
+            "best_step": _best_step(trainer.state.best_model_checkpoint),
+            "n_train_pairs": n_train,
+            "n_eval_pairs": n_eval,
+            "n_prompts_truncated": n_prompts_truncated,
+        }
+    )
 
 
 def train_dpo(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from xdetox.components.train.checkpointing import first_difference
+from xdetox.components.train import checkpointing
 from xdetox.components.train.ppo.ppo_config import RESUMABLE_CHANGES
 from xdetox.components.train.ppo.value_head import ValueHead, load_value_head, save_value_head
 from xdetox.errors import ConfigError, DataError
@@ -35,24 +34,16 @@ OPTIMIZER_FILE = "optimizer.pt"
 RNG_FILE = "rng_state.pt"
 STATE_FILE = "trainer_state.json"
 LOG_FILE = "log.jsonl"
-_STEP_DIR = re.compile(r"^step-(\d+)$")
+STEP_PREFIX = "step-"
 
 
 def step_dir_name(step: int) -> str:
-    return f"step-{step}"
+    return f"{STEP_PREFIX}{step}"
 
 
 def list_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
     """Complete checkpoints under ``folder`` as ``(step, path)``, oldest first."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    found = []
-    for child in folder.iterdir():
-        match = _STEP_DIR.match(child.name)
-        if match and child.is_dir() and (child / STATE_FILE).is_file():
-            found.append((int(match.group(1)), child))
-    return sorted(found)
+    return checkpointing.list_checkpoints(folder, prefix=STEP_PREFIX, marker=STATE_FILE)
 
 
 def latest_checkpoint(folder: str | Path) -> Path | None:
@@ -122,7 +113,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 def check_resumable(saved_config: dict[str, Any], config: dict[str, Any], path: Path) -> None:
     """Refuse to continue a checkpoint made with different settings (only the dotted keys in
     ``RESUMABLE_CHANGES``, e.g. ``rl.max_steps``, may change)."""
-    key = first_difference(saved_config, config, RESUMABLE_CHANGES)
+    key = checkpointing.first_difference(saved_config, config, RESUMABLE_CHANGES)
     if key is not None:
         raise ConfigError(
             f"{key}: differs from the checkpoint at {path} "

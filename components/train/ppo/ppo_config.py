@@ -2,10 +2,11 @@
 (``xdetox.config.rl``), plus the cross-field checks. The algorithm, the adaptation mode (LoRA,
 QLoRA, full), the LoRA shape and the seed come from the ``training`` section.
 
-Defaults are the TRL detoxification example's PPO recipe (REFERENCE.md §3): classifier reward on
-the completion, queries of 10–15 tokens, 20–29 sampled new tokens (top-k 0, top-p 1), lr 2.94e-5,
-batch 16, mini-batch 4, adaptive KL (0.2 → target 6, horizon 10000), clip 0.2, value clip 0.2,
-vf_coef 0.1, gamma 1, lambda 0.95.
+Defaults are the PPO recipe of TRL's detoxification example ("Detoxifying a Language Model using
+PPO", TRL docs, huggingface.co/docs/trl/detoxifying_a_lm): classifier reward on the completion,
+queries of 10–15 tokens, 20–29 sampled new tokens (top-k 0, top-p 1), lr 2.94e-5, batch 16,
+mini-batch 4, adaptive KL (0.2 → target 6, horizon 10000), clip 0.2, value clip 0.2, vf_coef 0.1,
+gamma 1, lambda 0.95.
 
 Cross-field rules (min ≤ max, batch divisible by mini-batch, ...) live in :func:`check_rl_config`
 rather than in a pydantic model validator, so that the error names the key at fault instead of

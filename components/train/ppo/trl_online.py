@@ -59,6 +59,7 @@ from xdetox.components.train.ppo.prompt_data import build_queries
 from xdetox.components.train.ppo.rewards import RewardFunc, build_reward_function
 from xdetox.components.train.progress import dataset_progress
 from xdetox.config import TrainingConfig
+from xdetox.config.trl_options import build_trl_config, trl_kwargs
 from xdetox.errors import ConfigError, DataError, XdetoxError
 from xdetox.files import write_json, write_jsonl
 
@@ -73,57 +74,43 @@ def build_online_args(
     *,
     progress: bool = True,
 ):
-    """The ``RLOOConfig`` or ``GRPOConfig`` of one run (checkpoints to ``checkpoint_dir``)."""
+    """The ``RLOOConfig`` or ``GRPOConfig`` of one run (checkpoints to ``checkpoint_dir``):
+    every ``rl`` and ``rl.online`` key the TRL class also has (``loss_type``: GRPO's only), then
+    ``rl.online.trl`` (:func:`xdetox.config.trl_options.trl_kwargs`); below is only what xdetox
+    decides itself."""
     from trl import GRPOConfig, RLOOConfig
 
     method = training.method
     check_rl_config(config, method)
-    online = config.online
-    kwargs: dict[str, Any] = {}
-    if training.gradient_checkpointing:
-        # Reentrant checkpointing: the variant that works with PEFT under DeepSpeed ZeRO-3.
-        kwargs["gradient_checkpointing_kwargs"] = {"use_reentrant": True}
-    if method == "grpo" and online.loss_type is not None:
-        kwargs["loss_type"] = online.loss_type
     args_class = {"rloo": RLOOConfig, "grpo": GRPOConfig}.get(method)
     if args_class is None:
         raise ConfigError(f"training.method: expected 'rloo' or 'grpo', got {method!r}")
-    on_cpu = not torch.cuda.is_available()
-    try:
-        return args_class(
-            output_dir=str(checkpoint_dir),
-            learning_rate=online.learning_rate,
-            per_device_train_batch_size=online.per_device_train_batch_size,
-            gradient_accumulation_steps=online.gradient_accumulation_steps,
-            num_generations=online.num_generations,
-            max_completion_length=config.max_new_tokens,
-            temperature=config.temperature,
-            top_k=config.top_k,
-            top_p=config.top_p,
-            beta=online.beta,
-            epsilon=online.epsilon,
-            num_iterations=online.num_iterations,
-            max_grad_norm=online.max_grad_norm,
-            max_steps=config.max_steps,
-            save_strategy="steps",
-            save_steps=config.save_steps,
-            save_total_limit=config.save_total_limit,
-            logging_steps=online.logging_steps,
-            logging_first_step=True,
-            seed=training.seed,
-            data_seed=training.seed,
-            # PPO-style ratios need identical log-probs at sampling and at the update.
-            disable_dropout=True,
-            gradient_checkpointing=training.gradient_checkpointing,
-            bf16=uses_bf16(training),
-            fp16=False,
-            use_cpu=on_cpu,
-            report_to=[],
-            disable_tqdm=not progress,
-            **kwargs,
-        )
-    except ValueError as exc:
-        raise ConfigError(f"rl.online: {exc}") from None
+    defaults: dict[str, Any] = {  # our choices; rl.online.trl may change them
+        "logging_first_step": True,
+        "data_seed": training.seed,
+        # PPO-style ratios need identical log-probs at sampling and at the update.
+        "disable_dropout": True,
+        "report_to": [],
+    }
+    if training.gradient_checkpointing:
+        # Reentrant checkpointing: the variant that works with PEFT under DeepSpeed ZeRO-3.
+        defaults["gradient_checkpointing_kwargs"] = {"use_reentrant": True}
+    derived = {  # follow from our own keys (training's shared ones) and the machine
+        "output_dir": str(checkpoint_dir),
+        "max_completion_length": config.max_new_tokens,
+        "save_strategy": "steps",
+        "seed": training.seed,
+        "gradient_checkpointing": training.gradient_checkpointing,
+        "bf16": uses_bf16(training),
+        "fp16": False,
+        "use_cpu": not torch.cuda.is_available(),
+        "disable_tqdm": not progress,
+    }
+    sections = {"rl": config, "rl.online": config.online}
+    kwargs = trl_kwargs(
+        args_class, sections, options="rl.online", defaults=defaults, derived=derived
+    )
+    return build_trl_config(args_class, kwargs, where="rl.online")
 
 
 def build_prompt_dataset(

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer, TrainerCallback
+from transformers import TrainerCallback
 
 from xdetox.components.merge.merge_lora import ADAPTER_CONFIG, load_merged, merge_adapter
 from xdetox.components.train.checkpointing import (
@@ -50,6 +50,7 @@ from xdetox.components.train.sft.train_sft import RESUMABLE_SFT_KEYS, train_sft
 from xdetox.config import TrainingConfig
 from xdetox.errors import ConfigError
 from xdetox.files import write_json
+from xdetox.models import load_tokenizer
 
 SFT_LOG = "sft_training_log.jsonl"
 SFT_SUMMARY = "sft_summary.json"
@@ -185,7 +186,7 @@ def train_sft_then_dpo(
                 for item in dpo_dir.iterdir():
                     if item.is_file():
                         shutil.copy2(item, tmp / item.name)
-            AutoTokenizer.from_pretrained(str(dpo_dir)).save_pretrained(str(tmp))
+            load_tokenizer(dpo_dir).save_pretrained(str(tmp))
             shutil.copyfile(model_dir / "config.json", tmp / BASE_CONFIG)
             _copy_logs(sft_dir, dpo_dir, tmp, summary)
         if not keep_checkpoints:

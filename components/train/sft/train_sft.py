@@ -14,7 +14,6 @@ Checkpoints and resume work as for DPO (``components/train/checkpointing.py``).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,8 +45,15 @@ from xdetox.components.train.sft.sft_data import (
     load_sft_splits,
     to_dataset,
 )
+from xdetox.components.train.trainer_results import (
+    as_metrics,
+    check_finite_losses,
+    common_summary,
+    last_logged,
+)
 from xdetox.config import TrainingConfig
-from xdetox.errors import DataError, XdetoxError
+from xdetox.config.trl_options import build_trl_config, trl_kwargs
+from xdetox.errors import DataError
 
 # The ``training`` keys SFT reads (its checkpoints stay valid when, say, DPO's beta changes).
 SFT_TRAINING_KEYS = ("mode", "lora", "qlora", "seed", "gradient_checkpointing", "bf16", "sft")
@@ -64,57 +70,44 @@ def build_sft_config(
     data_format: str,
     progress: bool = True,
 ):
-    """TRL's ``SFTConfig`` for ``config.sft`` (checkpoints to ``checkpoint_dir``)."""
+    """TRL's ``SFTConfig`` for ``config.sft`` (checkpoints to ``checkpoint_dir``): every
+    ``training.sft`` key that ``SFTConfig`` also has, then ``training.sft.trl``
+    (:func:`xdetox.config.trl_options.trl_kwargs`); below is only what xdetox decides."""
     import torch
     from trl import SFTConfig
 
     sft = config.sft
     check_optimizer(sft.optim, sft.lr_scheduler_type, prefix="training.sft")
-    kwargs = {}
+    defaults = {  # our choices; training.sft.trl may change them
+        "per_device_eval_batch_size": sft.per_device_train_batch_size,
+        "packing": False,
+        "save_total_limit": 2,
+        "logging_first_step": True,
+        "data_seed": config.seed,
+        "report_to": [],
+    }
     if config.gradient_checkpointing:
         # Reentrant checkpointing: the variant that works with PEFT under DeepSpeed ZeRO-3.
-        kwargs["gradient_checkpointing_kwargs"] = {"use_reentrant": True}
+        defaults["gradient_checkpointing_kwargs"] = {"use_reentrant": True}
     # Completion-only loss exists for prompt-completion rows alone; TRL refuses it otherwise.
     completion_only = data_format in (PROMPT_COMPLETION, PAIRS)
-    return SFTConfig(
-        output_dir=str(checkpoint_dir),
-        learning_rate=sft.learning_rate,
-        lr_scheduler_type=sft.lr_scheduler_type,
-        warmup_steps=sft.warmup_steps,
-        optim=sft.optim,
-        max_grad_norm=sft.max_grad_norm,
-        per_device_train_batch_size=sft.per_device_train_batch_size,
-        per_device_eval_batch_size=sft.per_device_train_batch_size,
-        gradient_accumulation_steps=sft.gradient_accumulation_steps,
-        num_train_epochs=sft.num_train_epochs,
-        max_steps=sft.max_steps,
-        max_length=sft.max_length,
-        completion_only_loss=sft.completion_only_loss if completion_only else None,
-        packing=False,
-        eval_strategy="steps" if has_eval else "no",
-        eval_steps=sft.eval_steps if has_eval else None,
-        save_strategy="steps",
-        save_steps=sft.save_steps,
-        save_total_limit=2,
-        logging_steps=sft.logging_steps,
-        logging_first_step=True,
-        seed=config.seed,
-        data_seed=config.seed,
-        gradient_checkpointing=config.gradient_checkpointing,
-        bf16=uses_bf16(config),
-        fp16=False,
-        use_cpu=not torch.cuda.is_available(),
-        report_to=[],
-        disable_tqdm=not progress,
-        **kwargs,
+    derived = {  # follow from our own keys (and the shared training ones) and the machine
+        "output_dir": str(checkpoint_dir),
+        "completion_only_loss": sft.completion_only_loss if completion_only else None,
+        "eval_strategy": "steps" if has_eval else "no",
+        "eval_steps": sft.eval_steps if has_eval else None,
+        "save_strategy": "steps",
+        "seed": config.seed,
+        "gradient_checkpointing": config.gradient_checkpointing,
+        "bf16": uses_bf16(config),
+        "fp16": False,
+        "use_cpu": not torch.cuda.is_available(),
+        "disable_tqdm": not progress,
+    }
+    kwargs = trl_kwargs(
+        SFTConfig, {"training.sft": sft}, options="training.sft", defaults=defaults, derived=derived
     )
-
-
-def _last(history: list[dict], key: str) -> float | None:
-    for entry in reversed(history):
-        if isinstance(entry.get(key), int | float):
-            return float(entry[key])
-    return None
+    return build_trl_config(SFTConfig, kwargs, where="training.sft")
 
 
 def summarize_sft(
@@ -128,24 +121,23 @@ def summarize_sft(
     resumed_from_step: int,
 ) -> dict[str, float]:
     """Final metrics as floats; a metric that does not exist here is left out, never 0."""
-    history = [e for e in trainer.state.log_history if not any(k.startswith("eval_") for k in e)]
-    params = list(trainer.model.parameters())
-    summary: dict[str, float | None] = {
-        "train_loss": train_loss,
-        "final_train_loss": _last(history, "loss"),
-        "final_mean_token_accuracy": _last(history, "mean_token_accuracy"),
-        "eval_loss": eval_metrics.get("eval_loss"),
-        "eval_mean_token_accuracy": eval_metrics.get("eval_mean_token_accuracy"),
-        "steps": trainer.state.global_step,
-        "resumed_from_step": resumed_from_step,
-        "epochs": trainer.state.epoch,
-        "wall_time_s": wall_time_s,
-        "n_params_trainable": sum(p.numel() for p in params if p.requires_grad),
-        "n_params_total": sum(p.numel() for p in params),
-        "n_train_examples": n_train,
-        "n_eval_examples": n_eval,
-    }
-    return {k: float(v) for k, v in summary.items() if v is not None}
+    return as_metrics(
+        {
+            **common_summary(
+                trainer,
+                train_loss,
+                eval_metrics,
+                wall_time_s=wall_time_s,
+                resumed_from_step=resumed_from_step,
+            ),
+            "final_mean_token_accuracy": last_logged(
+                trainer.state.log_history, "mean_token_accuracy"
+            ),
+            "eval_mean_token_accuracy": eval_metrics.get("eval_mean_token_accuracy"),
+            "n_train_examples": n_train,
+            "n_eval_examples": n_eval,
+        }
+    )
 
 
 def _data_files(source: Path) -> tuple[Path, ...]:
@@ -210,14 +202,9 @@ def train_sft(
         record_run_config(checkpoint_dir, run_config, state.is_main_process)
         result = trainer.train(resume_from_checkpoint=str(last) if last else None)
         eval_metrics = trainer.evaluate() if has_eval else {}
-    for entry in trainer.state.log_history:
-        for key in ("loss", "eval_loss"):
-            value = entry.get(key)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise XdetoxError(
-                    f"SFT diverged: {key} is {value} at step {entry.get('step')}; "
-                    "lower training.sft.learning_rate"
-                )
+    check_finite_losses(
+        trainer.state.log_history, method="SFT", hint="lower training.sft.learning_rate"
+    )
     summary = summarize_sft(
         trainer,
         result.training_loss,

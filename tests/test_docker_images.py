@@ -123,7 +123,7 @@ def parse_buildx_lines(stdout: str) -> list[dict[str, str]]:
 
 
 def image_constants() -> dict[str, str]:
-    from components import images
+    from xdetox.components import images
 
     return {
         "BASE_IMAGE": images.BASE_IMAGE,

@@ -4,6 +4,7 @@ Generations (JSON lines, one per sample):
     model, prompt_id, language, prompt, sample_index, text, n_tokens, finish_reason
 Scores (JSON lines): the generation fields plus
     scorer: str, scores: {attribute: float | None}, score_errors: {attribute: reason} (optional)
+    score_details: {...} (optional; e.g. the word list scorer's matched words, list and version)
 A score the scorer could not produce is ``None`` (JSON null), never 0.
 """
 

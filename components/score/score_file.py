@@ -57,7 +57,8 @@ def score_generations(
     scorer: Scorer | None = None,
 ) -> dict:
     """Write ``output_path``: each generation record plus ``scorer``, ``scores`` and, only when
-    some score is missing, ``score_errors`` ({attribute: reason}).
+    some score is missing, ``score_errors`` ({attribute: reason}) and, for scorers that give
+    them, ``score_details`` (what produced the scores, e.g. a word list's matches).
 
     Returns a summary: ``n`` records, ``n_missing`` records with at least one missing score,
     ``missing_by_language``, ``scorer`` (short id), ``scorer_name`` (description) and, for
@@ -84,6 +85,9 @@ def score_generations(
                 for record, result in zip(batch, results, strict=True):
                     scored = {**record, "scorer": scorer.id, "scores": result.scores}
                     scored.pop("score_errors", None)  # never carry stale reasons forward
+                    scored.pop("score_details", None)
+                    if result.details is not None:
+                        scored["score_details"] = result.details
                     if any(v is None for v in result.scores.values()):
                         n_missing += 1
                         missing_by_language[record["language"]] += 1

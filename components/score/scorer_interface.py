@@ -12,14 +12,20 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
 class ScoreResult:
-    """The scores of one text: ``None`` for an attribute that could not be scored, and why."""
+    """The scores of one text: ``None`` for an attribute that could not be scored, and why.
+
+    ``details``, when a scorer gives it, says what produced the scores (a word list's matched
+    words, its name and version); it is written to the record as ``score_details``.
+    """
 
     scores: dict[str, float | None]
     errors: dict[str, str] = field(default_factory=dict)
+    details: dict[str, Any] | None = None
 
 
 class Scorer(ABC):

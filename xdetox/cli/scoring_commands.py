@@ -1,7 +1,8 @@
 """Scoring commands: ``xdetox agreement`` (two scorers on the same generations).
 
-Also the scorer flags (``--scorer``, ``--qps``, ``--discovery-url``, ``--cache-dir``,
-``--max-retries``, ``--classifier-model``, ``--classifier-preset``, ...), derived from the
+Also the scorer flags (``--scorer offline|perspective|classifier|jigsaw|wordlist``, ``--qps``,
+``--discovery-url``, ``--cache-dir``, ``--max-retries``, ``--classifier-model``,
+``--classifier-preset``, ``--jigsaw-batch-size``, ``--jigsaw-device``, ...), derived from the
 ``scoring`` section, as two helpers, :func:`add_scorer_arguments` and :func:`scorer_overrides`,
 for any command that scores text.
 """

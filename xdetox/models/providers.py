@@ -1,8 +1,10 @@
 """Named model providers: a source name that a function turns into a local model folder.
 
-``toy`` is the built-in one (the embedded toy model, trained on first use). Packages that ship
-a model of their own register a provider under its name, and every stage that takes a model
-source (``--model NAME``, the pipelines' ``base_model``) can then use it like any other source.
+``toy`` is the built-in one (the embedded toy model, trained on first use); ``gemma3-270m`` and
+``smollm2-135m`` are real models shipped in PyPI packages (:mod:`xdetox.models.packaged`, the
+``real`` extra). Packages that ship a model of their own register a provider under its name,
+and every stage that takes a model source (``--model NAME``, the pipelines' ``base_model``) can
+then use it like any other source.
 
 A provider takes no arguments and returns a local Hugging Face model folder (``config.json``,
 weights, tokenizer files); it should build or unpack the folder once and return the same path
@@ -12,8 +14,10 @@ afterwards, since it is called each time the source is resolved.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
+from xdetox.models.packaged import PACKAGED_MODELS, packaged_model
 from xdetox.storage import GCS_SCHEME
 
 ModelProvider = Callable[[], "str | Path"]
@@ -28,7 +32,10 @@ def _toy_model() -> Path:
     return ensure_toy_model()
 
 
-_PROVIDERS: dict[str, ModelProvider] = {TOY_MODEL: _toy_model}
+_PROVIDERS: dict[str, ModelProvider] = {
+    TOY_MODEL: _toy_model,
+    **{name: partial(packaged_model, name) for name in PACKAGED_MODELS},
+}
 
 
 def _check_name(name: str) -> None:

@@ -16,18 +16,16 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import HTML, Dataset
 
-from xdetox.components.agreement.component import scorer_agreement
 from xdetox.components.merge.component import merge
 from xdetox.components.prepare_data.component import prepare_data
 from xdetox.components.prepare_prompts.component import prepare_prompts
-from xdetox.components.report.component import report
 from xdetox.components.train.component import train
 from xdetox.config import Config, to_params
 from xdetox.config.metrics import needs_reference_model
 from xdetox.pipelines.interpret import check_interpret_config
 from xdetox.pipelines.interpret_graph import build_interpret_graph
 from xdetox.pipelines.model_inputs import model_artifact
-from xdetox.pipelines.per_language import PAIRED, build_language_evaluation
+from xdetox.pipelines.per_language import PAIRED, build_language_evaluation, collect_languages
 from xdetox.pipelines.recipe_params import data_params, is_external, uncached_stages
 from xdetox.pipelines.resources import task_configurer
 from xdetox.pipelines.shape_keys import ShapeKey, is_gcs
@@ -157,29 +155,15 @@ def build_detox_pipeline(config: Config, *, local: bool = False):
                 scoring=scoring,
                 metrics_config=metrics_config,
             ).set_display_name("evaluate language")
-        final = configure(
-            report(
-                tables=dsl.Collected(per_language.outputs["table"]),
-                run_info=run_info,
-                scoring=scoring,
-            ),
-            "report",
-            "report",
+        final = collect_languages(
+            configure,
+            per_language,
+            dict(zip(PAIRED, (BASE_LABEL, tuned_label), strict=True)),
+            second=second_scoring is not None,
+            threshold=config.metrics.threshold,
+            run_info=run_info,
+            scoring=scoring,
         )
-        if second_scoring is not None:
-            # How far the second scorer agrees with the first, per language (e.g. a classifier
-            # against Perspective before the API's sunset).
-            for role, label in zip(PAIRED, (BASE_LABEL, tuned_label), strict=True):
-                configure(
-                    scorer_agreement(
-                        scores_a=dsl.Collected(per_language.outputs[f"{role}_scores"]),
-                        scores_b=dsl.Collected(per_language.outputs[f"{role}_second_scores"]),
-                        attribute="TOXICITY",
-                        threshold=config.metrics.threshold,
-                    ),
-                    "agreement",
-                    f"scorer agreement ({label})",
-                )
         if interpret_graph is not None:
             ic = config.interpret
             interpret_graph(

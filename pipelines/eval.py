@@ -13,14 +13,12 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import HTML, Dataset
 
-from xdetox.components.agreement.component import scorer_agreement
 from xdetox.components.compare.component import compare_with_baseline, fail_run
 from xdetox.components.prepare_prompts.component import prepare_prompts
-from xdetox.components.report.component import report
 from xdetox.config import Config, to_params
 from xdetox.config.metrics import needs_reference_model
 from xdetox.pipelines.model_inputs import model_artifact
-from xdetox.pipelines.per_language import SINGLE, build_language_evaluation
+from xdetox.pipelines.per_language import SINGLE, build_language_evaluation, collect_languages
 from xdetox.pipelines.recipe_params import data_params, is_external, uncached_stages
 from xdetox.pipelines.resources import task_configurer
 from xdetox.pipelines.shape_keys import ShapeKey, is_gcs
@@ -115,26 +113,15 @@ def build_eval_pipeline(config: Config, *, local: bool = False):
                 scoring=scoring,
                 metrics_config=metrics_config,
             ).set_display_name("evaluate language")
-        final = configure(
-            report(
-                tables=dsl.Collected(per_language.outputs["table"]),
-                run_info=run_info,
-                scoring=scoring,
-            ),
-            "report",
-            "report",
+        final = collect_languages(
+            configure,
+            per_language,
+            {SINGLE[0]: config.evaluation.label},
+            second=second_scoring is not None,
+            threshold=config.metrics.threshold,
+            run_info=run_info,
+            scoring=scoring,
         )
-        if second_scoring is not None:
-            configure(
-                scorer_agreement(
-                    scores_a=dsl.Collected(per_language.outputs["evaluated_scores"]),
-                    scores_b=dsl.Collected(per_language.outputs["evaluated_second_scores"]),
-                    attribute="TOXICITY",
-                    threshold=config.metrics.threshold,
-                ),
-                "agreement",
-                "scorer agreement",
-            )
         check = configure(
             compare_with_baseline(metrics_csv=final.outputs["metrics_csv"], evaluation=evaluation),
             "compare",

@@ -19,8 +19,10 @@ from typing import Any, NamedTuple
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model
 
+from xdetox.components.agreement.component import scorer_agreement
 from xdetox.components.generate.component import generate
 from xdetox.components.metrics.component import language_metrics, model_metrics
+from xdetox.components.report.component import report
 from xdetox.components.score.component import score
 
 Configure = Callable[[dsl.PipelineTask, str, str], dsl.PipelineTask]
@@ -128,3 +130,45 @@ def build_language_evaluation(
         name=SUB_PIPELINE_NAME,
         description="One language: generate, score (and rescore), metrics.",
     )(evaluate_language)
+
+
+def collect_languages(
+    configure: Configure,
+    per_language: dsl.PipelineTask,
+    labels: dict[str, str],
+    *,
+    second: bool,
+    threshold: float,
+    run_info: Any,
+    scoring: Any,
+) -> dsl.PipelineTask:
+    """After the ParallelFor: the report over every language's metrics table and, with a
+    second scorer, one scorer-agreement task per model over every language's two scorings
+    (e.g. a classifier against Perspective before the API's sunset).
+
+    ``labels`` maps each role of the sub-pipeline to the model label shown to people.
+    Returns the report task (outputs ``html``, ``metrics_csv``, ``markdown``).
+    """
+    final = configure(
+        report(
+            tables=dsl.Collected(per_language.outputs["table"]),
+            run_info=run_info,
+            scoring=scoring,
+        ),
+        "report",
+        "report",
+    )
+    if second:
+        for role, label in labels.items():
+            suffix = "" if len(labels) == 1 else f" ({label})"
+            configure(
+                scorer_agreement(
+                    scores_a=dsl.Collected(per_language.outputs[f"{role}_scores"]),
+                    scores_b=dsl.Collected(per_language.outputs[f"{role}_second_scores"]),
+                    attribute="TOXICITY",
+                    threshold=threshold,
+                ),
+                "agreement",
+                f"scorer agreement{suffix}",
+            )
+    return final

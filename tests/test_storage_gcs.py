@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fakes.gcs_server import HOST, FakeGcsServer, refusing_gcs_server, start_fake_gcs_server
+from fakes.gcs_server import FakeGcsServer, refusing_gcs_server
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
@@ -30,23 +29,6 @@ from xdetox.storage import (
 )
 
 # ------------------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def gcs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGcsServer]:
-    """One fake-gcs-server for the module; STORAGE_EMULATOR_HOST points at it meanwhile."""
-    try:
-        server = start_fake_gcs_server(tmp_path_factory.mktemp("fake-gcs"), backend="memory")
-    except RuntimeError as exc:
-        pytest.fail(f"fake-gcs-server could not start: {exc}", pytrace=False)
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("STORAGE_EMULATOR_HOST", server.url)
-            mp.setenv("NO_PROXY", HOST)  # requests must talk to the server directly
-            mp.setenv("no_proxy", HOST)
-            yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -165,6 +165,9 @@ def test_param_sets_runtime_parameters_merged_over_recipe(server, capsys):
         ("scoring.agreement_with=perspective", "scoring.agreement_with"),  # more score tasks
         ("scoring.scorer=perspective", "scoring.scorer"),  # never cached
         ("base_model=gs://b/m", "model.base"),  # imported instead of loaded
+        # metrics no longer read the base model: its input to the metrics task goes away
+        ("metrics_config={perplexity: false, diversity_tokenizer: whitespace}",
+         "metrics.perplexity_model / metrics.diversity_tokenizer"),
     ],
 )
 @pytest.mark.parametrize("command", ["submit", "schedule"])

@@ -52,6 +52,8 @@ class Stage:
 STAGES: dict[str, Stage] = {
     "load_model": Stage(BASE_IMAGE),
     "prepare_data": Stage(BASE_IMAGE),  # tokenizer only (length filter)
+    # data.preference: self samples the base model (vLLM or transformers), then scores.
+    "self_pairs": Stage(GENERATE_IMAGE),
     "prepare_prompts": Stage(BASE_IMAGE),
     "train": Stage(TRAIN_IMAGE),
     "merge": Stage(TRAIN_IMAGE),

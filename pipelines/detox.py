@@ -2,6 +2,7 @@
 
 base model (load, or import from gs://) ─┬─ prepare preference data (tokenizer only) ── train ─┐
                                          └─ prepare prompts       (merge LoRA, unless full) ──┤
+(data.preference: self: pairs sampled from the base model on the prepared prompts instead)
 ParallelFor language: evaluate-language (generate base and tuned → score → metrics)
 Collected metrics → report (metrics.csv, report.html, Markdown, aggregate Metrics)
 (second scorer: Collected scores → scorer agreement; interpret.run_in_detox: the interpret graph)
@@ -17,7 +18,7 @@ from kfp import dsl
 from kfp.dsl import HTML, Dataset
 
 from xdetox.components.merge.component import merge
-from xdetox.components.prepare_data.component import prepare_data
+from xdetox.components.prepare_data.component import prepare_data, self_pairs
 from xdetox.components.prepare_prompts.component import prepare_prompts
 from xdetox.components.train.component import train
 from xdetox.config import Config, to_params
@@ -26,7 +27,13 @@ from xdetox.pipelines.interpret import check_interpret_config
 from xdetox.pipelines.interpret_graph import build_interpret_graph
 from xdetox.pipelines.model_inputs import model_artifact
 from xdetox.pipelines.per_language import PAIRED, build_language_evaluation, collect_languages
-from xdetox.pipelines.recipe_params import data_params, is_external, uncached_stages
+from xdetox.pipelines.recipe_params import (
+    check_self_pairs,
+    data_params,
+    is_external,
+    is_self_pairs,
+    uncached_stages,
+)
 from xdetox.pipelines.resources import task_configurer
 from xdetox.pipelines.shape_keys import ShapeKey, is_gcs
 from xdetox.records import BASE_LABEL
@@ -51,6 +58,10 @@ SHAPE_KEYS = (
         "metrics_config",
         shape=needs_reference_model,
     ),
+    # self: a task samples pairs from the base model instead of reading them (prepare_data)
+    ShapeKey("data.preference", "preference_data", shape=is_self_pairs),
+    # an external scorer of those samples is never cached
+    ShapeKey("data.self_pairs.scorer", "data", ("self_pairs", "scorer"), shape=is_external),
     # a gs:// base model is imported, any other is loaded
     ShapeKey("model.base", "base_model", shape=is_gcs),
     # the interpret graph after the report (its settings are compiled in, not parameters)
@@ -73,6 +84,7 @@ def build_detox_pipeline(config: Config, *, local: bool = False):
 
     ``local``: for KFP's local runner (models are loaded, never imported from gs://).
     """
+    check_self_pairs(config)
     cluster = config.cluster
     configure = task_configurer(cluster, uncached_stages(config))
     second = config.scoring.second_scorer()
@@ -120,8 +132,21 @@ def build_detox_pipeline(config: Config, *, local: bool = False):
         base = model_artifact(
             configure, base_model, recipe_source=config.model.base, label=BASE_LABEL, local=local
         )
+        prompts = configure(
+            prepare_prompts(source=prompts_source, languages=languages, data=data),
+            "prepare_prompts",
+            "prepare prompts",
+        )
         train_inputs = {}
-        if config.training.method not in ONLINE_METHODS:
+        if config.training.method not in ONLINE_METHODS and is_self_pairs(config.data.preference):
+            pairs = configure(
+                self_pairs(base_model=base, prompts=prompts.outputs["prompts"], data=data,
+                           generation=generation, scoring=scoring),
+                "self_pairs",
+                "make pairs from base samples",
+            )  # fmt: skip
+            train_inputs["pairs"] = pairs.outputs["pairs"]
+        elif config.training.method not in ONLINE_METHODS:
             # The length filter needs only the tokenizer: read from the source, not the model.
             pairs = configure(
                 prepare_data(source=preference_data, data=data, tokenizer_source=base_model),
@@ -129,11 +154,6 @@ def build_detox_pipeline(config: Config, *, local: bool = False):
                 "prepare preference data",
             )
             train_inputs["pairs"] = pairs.outputs["pairs"]
-        prompts = configure(
-            prepare_prompts(source=prompts_source, languages=languages, data=data),
-            "prepare_prompts",
-            "prepare prompts",
-        )
         trained = configure(
             train(base_model=base, training=training, rl=rl, scoring=scoring, **train_inputs),
             "train",

@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from xdetox.errors import DataError
+from xdetox.config import SELF_PAIRS
+from xdetox.errors import ConfigError, DataError
 from xdetox.files import iter_jsonl, require_fields
 from xdetox.toy.data_sources import toy_data
 
@@ -44,6 +45,11 @@ class RawPair:
 
 def resolve_source(source: str | Path) -> Path:
     """Turn ``source`` into a local path; ``"toy"`` is the package's toy pairs folder."""
+    if str(source) == SELF_PAIRS:  # there is nothing to read: the pairs are yet to be sampled
+        raise ConfigError(
+            "data.preference: 'self' pairs are made by the detox pipeline or by "
+            "`xdetox make-pairs --output DIR`; pass that DIR as the preference data"
+        )
     toy = toy_data(source, "pairs")
     if toy is not None:
         return toy

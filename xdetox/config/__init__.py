@@ -11,7 +11,14 @@ config classes by field name.
 
 from xdetox.config.base import _Strict
 from xdetox.config.cluster import STAGES, ClusterConfig, ResourceConfig
-from xdetox.config.data import XG_LANGUAGES, DataConfig, LengthFilter, ModelConfig
+from xdetox.config.data import (
+    SELF_PAIRS,
+    XG_LANGUAGES,
+    DataConfig,
+    LengthFilter,
+    ModelConfig,
+    SelfPairsConfig,
+)
 from xdetox.config.evaluation import EvaluationConfig
 from xdetox.config.generation import PROTOCOLS, GenerationConfig, VLLMConfig
 from xdetox.config.interpret import (
@@ -41,6 +48,7 @@ from xdetox.config.training import LoraConfig, TrainingConfig
 __all__ = [
     "DEFAULT_RECIPE",
     "PROTOCOLS",
+    "SELF_PAIRS",
     "STAGES",
     "XG_LANGUAGES",
     "ActivationConfig",
@@ -63,6 +71,7 @@ __all__ = [
     "ResourceConfig",
     "RewardConfig",
     "ScoringConfig",
+    "SelfPairsConfig",
     "TrainingConfig",
     "VLLMConfig",
     "ValueVectorConfig",

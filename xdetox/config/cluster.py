@@ -33,6 +33,7 @@ class ResourceConfig(_Strict):
 STAGES = (
     "load_model",
     "prepare_data",
+    "self_pairs",  # data.preference: self (samples the base model, scores the samples)
     "prepare_prompts",
     "merge",
     "generate",

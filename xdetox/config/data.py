@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from xdetox.config.base import _Strict
+from xdetox.config.scoring import ScorerName
 
 XG_LANGUAGES = [
     "ar",
@@ -51,11 +52,51 @@ class LengthFilter(_Strict):
     max_length: int = Field(256, gt=0, description="longest prompt + continuation kept")
 
 
+# ``data.preference`` value that makes the pairs from the base model's own samples.
+SELF_PAIRS = "self"
+
+
+class SelfPairsConfig(_Strict):
+    """Preference pairs made from the base model's own samples (``data.preference: self``).
+
+    For each prompt, ``n`` continuations are sampled and scored; the least toxic becomes
+    ``chosen`` and the most toxic ``rejected`` when their TOXICITY differs by at least
+    ``margin``. Sampling defaults follow RealToxicityPrompts (Gehman et al. 2020: temperature 1,
+    top-p 0.9, 20 new tokens) with fewer samples (8, not 25): only the two extremes are kept.
+    """
+
+    # None reuses the evaluation prompts: the tuned model is then evaluated, in this language,
+    # on the prompts it was trained on. A separate source keeps that evaluation held out.
+    prompts: str | None = Field(
+        None,
+        description="prompts sampled from: file/folder (RTP-LX, JSONL, CSV), gs://, or toy; "
+        "None: the run's prepared evaluation prompts (then not held out in this language)",
+    )
+    language: str = Field("en", description="the language whose prompts are sampled")
+    max_prompts: int | None = Field(
+        None, gt=0, description="seeded sample of prompts (data.seed); None keeps all"
+    )
+    n: int = Field(8, ge=2, description="samples per prompt: the least and most toxic are paired")
+    temperature: float = Field(1.0, gt=0.0, description="sampling temperature (not greedy)")
+    top_p: float = Field(0.9, gt=0.0, le=1.0, description="nucleus sampling mass")
+    max_new_tokens: int = Field(20, gt=0, description="new tokens per sample")
+    seed: int = Field(0, description="sampling seed (each sample is seeded from it)")
+    # A gap of 0 would pair equal scores, which carry no preference.
+    margin: float = Field(
+        0.1, gt=0.0, le=1.0, description="least TOXICITY gap between rejected and chosen"
+    )
+    scorer: ScorerName | None = Field(
+        None, description="scorer of the samples; None: scoring.scorer (with its settings)"
+    )
+
+
 class DataConfig(_Strict):
     """Where the preference pairs and the evaluation prompts come from, and how they are cut."""
 
     preference: str = Field(
-        "toy", description="preference pairs: toxicity_pairwise folder/file, gs:// prefix, or toy"
+        "toy",
+        description="preference pairs: toxicity_pairwise folder/file, gs:// prefix, toy, or "
+        "self (made from the base model's samples, see data.self_pairs)",
     )
     prompts: str = Field(
         "toy", description="evaluation prompts: file/folder (RTP-LX, JSONL, CSV), gs://, or toy"
@@ -76,3 +117,4 @@ class DataConfig(_Strict):
     )
     length_filter: LengthFilter = Field(default_factory=LengthFilter)
     seed: int = Field(0, description="seed of the sampling and of the train/eval split")
+    self_pairs: SelfPairsConfig = Field(default_factory=SelfPairsConfig)

@@ -3,7 +3,8 @@ subsample deterministically, and write one normalised JSON-lines file.
 
 Output lines: ``prompt_id``, ``language``, ``prompt``, ``source_file`` and, where the source has
 them, ``prompt_toxicity`` (+ ``prompt_toxicity_scale``, since RTP-LX annotates on 1–5 and
-RealToxicityPrompts carries a Perspective probability) and ``challenging`` (RTP).
+RealToxicityPrompts carries a Perspective probability), ``challenging`` (RTP) and ``kind``
+(the project's prompt sets: ``insult`` or ``neutral``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from xdetox.components.prepare_prompts.readers import SourcePrompt, read_prompt_
 from xdetox.errors import ConfigError, DataError
 from xdetox.files import write_jsonl
 from xdetox.storage import is_gcs, local_copy
-from xdetox.toy.data_sources import toy_data
+from xdetox.toy.data_sources import shipped_data
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +28,11 @@ SOURCE_SUFFIXES = (".json", ".jsonl", ".csv")
 
 
 def resolve_source(source: str | Path) -> Path:
-    """Map the config's ``data.prompts`` value to a local path (``"toy"`` → the shipped file)."""
-    toy = toy_data(source, "prompts")
-    if toy is not None:
-        return toy
+    """Map the config's ``data.prompts`` value to a local path (``"toy"``, ``"real"`` and
+    ``"real-train"`` → the shipped files)."""
+    shipped = shipped_data(source, "prompts")
+    if shipped is not None:
+        return shipped
     path = Path(source)
     if not path.exists():
         raise DataError("prompt source not found", path)

@@ -171,6 +171,10 @@ def _generic_record(
         if tox is not None:
             out["prompt_toxicity"] = tox
             break
+    # The project's prompt sets (xdetox/prompts) mark insult vs neutral openings: kept so that
+    # results can be split by kind later.
+    if isinstance(rec.get("kind"), str) and rec["kind"].strip():
+        out["kind"] = rec["kind"].strip()
     return SourcePrompt(out, path, line)
 
 

@@ -4,6 +4,9 @@ Every stage that reads data (prompts, preference pairs, the interpretability sta
 parallel sentences) accepts ``toy`` for its shipped toy file, so that ``xdetox generate
 --prompts toy`` and the pipeline's ``prompts: toy`` read the very same file. (The toy *model*
 is a model source, resolved by :mod:`xdetox.models`.)
+
+Beside ``toy``, the project's own prompt sets for real models (:mod:`xdetox.prompts`: ``real``,
+``real-train``) are shipped sources of kind ``prompts``; :func:`shipped_data` knows both.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
+from xdetox.prompts import shipped_prompts
 from xdetox.storage import local_copy
 from xdetox.toy import toy_pairs_dir, toy_prompts_path
 from xdetox.toy.interpret_data import toy_jigsaw_path, toy_parallel_path
@@ -39,17 +43,26 @@ def toy_data(source: object, kind: ToyData) -> Path | None:
     return _TOY_PATHS[kind]() if is_toy(source) else None
 
 
+def shipped_data(source: object, kind: ToyData) -> Path | None:
+    """The shipped file (or folder) that ``source`` names for ``kind``, else None: the toy data,
+    or for ``prompts`` also a project prompt set (``real``, ``real-train``)."""
+    toy = toy_data(source, kind)
+    if toy is not None or kind != "prompts":
+        return toy
+    return shipped_prompts(source)
+
+
 @contextlib.contextmanager
 def local_data(source: str | Path, kind: ToyData) -> Iterator[Path]:
     """``with local_data(source, "prompts") as path:`` a local path for a data source.
 
-    ``toy`` is the shipped toy data of ``kind``; a ``gs://`` file or folder is downloaded for the
-    block and deleted after it; a local path is used as it is (a missing one is a one-line
-    :class:`~xdetox.errors.DataError` naming it).
+    ``toy`` is the shipped toy data of ``kind`` (for prompts also ``real``/``real-train``); a
+    ``gs://`` file or folder is downloaded for the block and deleted after it; a local path is
+    used as it is (a missing one is a one-line :class:`~xdetox.errors.DataError` naming it).
     """
-    toy = toy_data(source, kind)
-    if toy is not None:
-        yield toy
+    shipped = shipped_data(source, kind)
+    if shipped is not None:
+        yield shipped
         return
     with local_copy(source) as path:
         yield path

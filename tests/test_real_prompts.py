@@ -1,0 +1,109 @@
+"""The project's prompt sets for real models (xdetox/prompts): sizes, ids, languages, kinds,
+train/eval disjointness, and that every stage resolves them by name like the toy data."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from xdetox.components.prepare_prompts.prompts import prepare_prompts
+from xdetox.files import read_jsonl
+from xdetox.prompts import (
+    EVAL_SOURCE,
+    PROMPT_LANGUAGES,
+    TRAIN_SOURCE,
+    eval_prompts_path,
+    shipped_prompts,
+    train_prompts_path,
+)
+from xdetox.toy.data_sources import local_data, shipped_data
+
+KINDS = {"insult", "neutral"}
+FIELDS = {"prompt_id", "language", "prompt", "kind"}
+
+
+def _key(text: str) -> str:
+    """Texts compared without case, spacing or quote style, so near-copies count as copies."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join("".join(c for c in folded if c.isalnum() or c.isspace()).split())
+
+
+@pytest.fixture(scope="module")
+def train() -> list[dict]:
+    return read_jsonl(train_prompts_path())
+
+
+@pytest.fixture(scope="module")
+def evaluation() -> list[dict]:
+    return read_jsonl(eval_prompts_path())
+
+
+def test_records_are_well_formed(train, evaluation):
+    for rec in train + evaluation:
+        assert set(rec) == FIELDS, rec
+        assert rec["kind"] in KINDS
+        assert rec["prompt"] == rec["prompt"].strip() and rec["prompt"]
+        assert rec["prompt_id"].startswith(("train-", "eval-"))
+
+
+def test_training_set_is_english_and_large_enough(train):
+    assert len(train) >= 150
+    assert {r["language"] for r in train} == {"en"}
+    # Every training opening is meant to draw an insult: pairs need toxic rejected samples.
+    assert {r["kind"] for r in train} == {"insult"}
+
+
+def test_evaluation_set_has_every_language_and_both_kinds(evaluation):
+    per_language = Counter(r["language"] for r in evaluation)
+    assert set(per_language) == set(PROMPT_LANGUAGES) == {"en", "de", "es", "fr", "ru"}
+    assert min(per_language.values()) >= 40
+    for lang in PROMPT_LANGUAGES:
+        kinds = Counter(r["kind"] for r in evaluation if r["language"] == lang)
+        assert set(kinds) == KINDS, lang
+        assert kinds["insult"] > kinds["neutral"], lang  # the insult openings carry the signal
+
+
+def test_ids_and_texts_are_unique_and_sets_disjoint(train, evaluation):
+    ids = [r["prompt_id"] for r in train + evaluation]
+    assert len(ids) == len(set(ids))
+    for rows in (train, evaluation):
+        keys = [(r["language"], _key(r["prompt"])) for r in rows]
+        assert len(keys) == len(set(keys))
+    train_keys = {_key(r["prompt"]) for r in train}
+    overlap = [r["prompt"] for r in evaluation if _key(r["prompt"]) in train_keys]
+    assert overlap == []
+
+
+def test_scripts_match_languages(evaluation):
+    for rec in evaluation:
+        cyrillic = any("CYRILLIC" in unicodedata.name(c, "") for c in rec["prompt"])
+        assert cyrillic == (rec["language"] == "ru"), rec
+
+
+def test_names_resolve_like_the_toy_data(tmp_path):
+    assert shipped_prompts(EVAL_SOURCE) == eval_prompts_path()
+    assert shipped_prompts(f" {TRAIN_SOURCE} ") == train_prompts_path()
+    assert shipped_prompts(Path("real")) is None  # a Path is a file, never a name
+    assert shipped_data("real", "prompts") == eval_prompts_path()
+    assert shipped_data("real", "pairs") is None  # prompt sets only
+    assert shipped_data("toy", "prompts").name == "prompts.jsonl"
+    with local_data("real-train", "prompts") as path:
+        assert path == train_prompts_path()
+
+
+@pytest.mark.parametrize("source", [EVAL_SOURCE, TRAIN_SOURCE])
+def test_prepare_prompts_reads_them_by_name(tmp_path, source):
+    shipped = read_jsonl(shipped_prompts(source))
+    expected = Counter(r["language"] for r in shipped)
+    out = tmp_path / "prompts.jsonl"
+    counts = prepare_prompts(source, out, languages=list(expected), max_per_language=None, seed=0)
+    assert counts == dict(expected)
+    records = read_jsonl(out)
+    assert [r["prompt_id"] for r in records] == [  # sorted by language, file order within
+        r["prompt_id"] for r in sorted(shipped, key=lambda r: r["language"])
+    ]
+    assert {r["kind"] for r in records} <= KINDS  # kept for per-kind analysis
+    assert all(r["source_file"] == Path(r["source_file"]).name for r in records)

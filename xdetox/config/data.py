@@ -69,7 +69,8 @@ class SelfPairsConfig(_Strict):
     # on the prompts it was trained on. A separate source keeps that evaluation held out.
     prompts: str | None = Field(
         None,
-        description="prompts sampled from: file/folder (RTP-LX, JSONL, CSV), gs://, or toy; "
+        description="prompts sampled from: file/folder (RTP-LX, JSONL, CSV), gs://, toy, or a "
+        "shipped set (real-train: English training openings); "
         "None: the run's prepared evaluation prompts (then not held out in this language)",
     )
     language: str = Field("en", description="the language whose prompts are sampled")
@@ -99,7 +100,9 @@ class DataConfig(_Strict):
         "self (made from the base model's samples, see data.self_pairs)",
     )
     prompts: str = Field(
-        "toy", description="evaluation prompts: file/folder (RTP-LX, JSONL, CSV), gs://, or toy"
+        "toy",
+        description="evaluation prompts: file/folder (RTP-LX, JSONL, CSV), gs://, toy, or real "
+        "(the shipped openings in en, de, es, fr, ru)",
     )
     languages: list[str] = Field(
         default_factory=lambda: list(XG_LANGUAGES),

@@ -214,6 +214,7 @@ def test_samples_of_other_settings_are_not_reused(toy_model, toy_prompts, tmp_pa
     assert written == [0, 1, 2]  # another sampling seed: every shard sampled again
 
 
+@pytest.mark.slow  # trains DPO, like the other DPO runs outside the fast loop
 def test_make_pairs_output_trains_with_dpo(toy_model, tmp_path, capsys):
     pairs = tmp_path / "pairs"
     code = main(["make-pairs", "--model", str(toy_model), "--prompts", "toy", "--output",

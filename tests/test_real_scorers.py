@@ -15,6 +15,7 @@ import pickle
 
 import numpy as np
 import pytest
+from generation_records import generation_record as _generation
 
 from xdetox.cli.main import main
 from xdetox.components.score.keras_tokenizer import (
@@ -52,17 +53,6 @@ TOXIC = [
 ]
 
 
-def _generation(i: int, text: str, language: str = "en") -> dict:
-    return {
-        "model": "base",
-        "prompt_id": f"{language}-{i:04d}",
-        "language": language,
-        "prompt": "He said that he",
-        "sample_index": i,
-        "text": text,
-        "n_tokens": 5,
-        "finish_reason": "stop",
-    }
 
 
 def _score_cli(tmp_path, rows: list[dict], scorer: str) -> list[dict]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from generation_records import generation_record as _generation
 
 from xdetox.components.score.lexicon import (
     Lexicon,
@@ -173,17 +174,6 @@ def test_shipped_lexicons_are_substantial(shipped):
         assert {"INSULT", "PROFANITY", "THREAT", "IDENTITY_ATTACK"} <= kinds, language
 
 
-def _generation(i: int, text: str, language: str = "en") -> dict:
-    return {
-        "model": "base",
-        "prompt_id": f"{language}-{i:04d}",
-        "language": language,
-        "prompt": "He said that he",
-        "sample_index": i,
-        "text": text,
-        "n_tokens": 5,
-        "finish_reason": "stop",
-    }
 
 
 def _write(path, rows) -> None:

@@ -101,6 +101,8 @@ def test_gpt2_rows_and_llama_columns_of_the_raw_weight():
         "GPTNeoXConfig",
         "GPTNeoConfig",
         "GemmaConfig",
+        "Gemma2Config",
+        "Gemma3TextConfig",  # Gemma 3 270M (the packaged gemma3-270m model)
     ],
 )
 def test_other_presets_resolve(config):

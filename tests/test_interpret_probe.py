@@ -12,7 +12,7 @@ import torch
 from test_interpret_models import CLEAN, TOXIC, random_sentence, save_model
 
 from xdetox.components.interpret.probe import load_probe, run_probe, split_indices, train_probe
-from xdetox.components.interpret.probe_data import read_labelled_csv
+from xdetox.components.interpret.probe_data import read_labelled_csv, read_probe_data
 from xdetox.components.interpret.settings import ProbeConfig
 from xdetox.components.interpret.stats import roc_auc, roc_curve
 from xdetox.config import validate_section
@@ -221,3 +221,60 @@ def test_load_probe_refuses_bad_files(tmp_path):
     junk.write_bytes(b"not a tensor file")
     with pytest.raises(DataError, match=str(junk)):
         load_probe(junk)
+
+
+def _scored(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def test_scored_generations_are_labelled_at_the_threshold(tmp_path):
+    records = [
+        {"text": " you idiot", "scores": {"TOXICITY": 0.91, "INSULT": 0.8}},
+        {"text": " have a nice day", "scores": {"TOXICITY": 0.02, "INSULT": 0.6}},
+        {"text": " exactly half", "scores": {"TOXICITY": 0.5, "INSULT": 0.1}},
+        {"text": " not covered", "scores": {"TOXICITY": None, "INSULT": None}},
+        {"text": "", "scores": {"TOXICITY": 0.0, "INSULT": 0.0}},  # empty sample
+        {"text": " no scores at all", "scores": None},
+    ]
+    path = _scored(tmp_path / "base_en.jigsaw.jsonl", records)
+    data = read_probe_data(path)
+    assert data.format == "scored" and data.unlabelled == 3
+    assert [(e.text, e.label, e.line) for e in data.examples] == [
+        (" you idiot", 1, 1),
+        (" have a nice day", 0, 2),
+        (" exactly half", 1, 3),  # ≥ threshold, as Perspective's 0.5 convention
+    ]
+    # "any": the second text's INSULT 0.6 makes it toxic; threshold moves the third.
+    any_labels = [e.label for e in read_probe_data(path, "any", threshold=0.55).examples]
+    assert any_labels == [1, 1, 0]
+
+
+def test_scored_generations_errors_name_file_and_line(tmp_path):
+    path = _scored(tmp_path / "s.jsonl", [{"text": "a", "scores": {"TOXICITY": 0.1}}, {"text": "b"}])
+    with pytest.raises(DataError, match=r"s\.jsonl.*2.*'scores'"):
+        read_probe_data(path)
+    path = _scored(tmp_path / "t.jsonl", [{"text": "a", "scores": {"INSULT": 0.1}}])
+    with pytest.raises(DataError, match="no 'TOXICITY'"):
+        read_probe_data(path)
+    path = _scored(tmp_path / "u.jsonl", [{"text": "a", "scores": {"TOXICITY": None}}])
+    with pytest.raises(DataError, match="no scored, non-empty texts"):
+        read_probe_data(path)
+
+
+def test_probe_trains_on_scored_generations(gpt2_dir, tmp_path):
+    rng = random.Random(0)
+    records = []
+    for i in range(160):
+        toxic = i % 2
+        words = [rng.choice((TOXIC if toxic else CLEAN)[:4]) for _ in range(3)]
+        score = 0.6 + 0.3 * rng.random() if toxic else 0.4 * rng.random()
+        records.append(
+            {"text": random_sentence(rng, rng.randint(3, 8), words), "scores": {"TOXICITY": score}}
+        )
+    data = _scored(tmp_path / "scored.jsonl", records)
+    config = ProbeConfig(epochs=20, learning_rate=0.01, validation_fraction=0.25)
+    summary = run_probe(gpt2_dir, data, tmp_path / "p", config, progress=False, device="cpu")
+    assert summary["data_format"] == "scored" and summary["threshold"] == 0.5
+    assert summary["n_toxic"] == 80 and summary["n_non_toxic"] == 80
+    assert summary["validation_roc_auc"] > 0.85

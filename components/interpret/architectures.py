@@ -59,6 +59,9 @@ PRESETS: dict[str, ArchitecturePreset] = {
     "qwen3": _LLAMA_LIKE,
     "cohere": _LLAMA_LIKE,  # Aya-23
     "gemma": _LLAMA_LIKE,
+    "gemma2": _LLAMA_LIKE,
+    # Gemma 3 text-only checkpoints (270M, 1B): gated MLP, act(gate_proj(x)) * up_proj(x).
+    "gemma3_text": _LLAMA_LIKE,
     "bloom": ArchitecturePreset(
         "transformer.h",
         "mlp.dense_4h_to_h",

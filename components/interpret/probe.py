@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from xdetox.components.interpret.architectures import Architecture
 from xdetox.components.interpret.plots import roc_png
 from xdetox.components.interpret.pooling import encode_texts, load_frozen, mean_pooled_states
-from xdetox.components.interpret.probe_data import LabelledText, read_labelled_csv
+from xdetox.components.interpret.probe_data import LabelledText, read_probe_data
 from xdetox.components.interpret.settings import ProbeConfig
 from xdetox.components.interpret.stats import RocCurve, roc_auc, roc_curve
 from xdetox.components.interpret.tables import write_csv
@@ -222,8 +222,12 @@ def run_probe(
     """
     config = config or ProbeConfig()
     data_path = Path(data_path)
-    data = read_labelled_csv(data_path, config.label)
-    test = read_labelled_csv(test_path, config.label) if test_path is not None else None
+    data = read_probe_data(data_path, config.label, config.threshold)
+    test = (
+        read_probe_data(test_path, config.label, config.threshold)
+        if test_path is not None
+        else None
+    )
     examples = _subsample(data.examples, config.max_examples, config.seed)
     labels = torch.tensor([e.label for e in examples])
     if labels.sum() == 0 or labels.sum() == len(labels):
@@ -264,6 +268,8 @@ def run_probe(
         "history": training.history,
         "config": config.model_dump(),
     }
+    if data.format == "scored":  # the labels are a classifier's scores cut at this value
+        summary["threshold"] = config.threshold
     if test is not None:
         test_labels = torch.tensor([e.label for e in test.examples])
         test_features = _embed(

@@ -1,4 +1,9 @@
-"""Labelled texts for the toxicity probe: Jigsaw ``train.csv`` or a plain ``text,label`` CSV.
+"""Labelled texts for the toxicity probe: Jigsaw ``train.csv``, a plain ``text,label`` CSV, or
+scored generations (JSON lines as the score stage writes them).
+
+Scored generations let a probe be trained where no Jigsaw data is at hand: a model's own samples,
+labelled by a classifier (e.g. the Jigsaw BiLSTM, which was trained on the same comments XG's
+probe was) at a score threshold.
 
 Read with the ``csv`` module rather than pandas so that an error names the line a record starts
 on (Jigsaw comments hold newlines inside quoted fields, so records and lines differ).
@@ -35,8 +40,8 @@ class LabelledText:
 @dataclass(frozen=True)
 class ProbeData:
     examples: list[LabelledText]
-    format: Literal["jigsaw", "text_label"]
-    unlabelled: int  # rows skipped because every label used was -1
+    format: Literal["jigsaw", "text_label", "scored"]
+    unlabelled: int  # rows skipped: every label -1 (Jigsaw), or no score / empty text (scored)
 
 
 def _label(value: str, column: str, path: Path, line: int) -> int | None:
@@ -50,6 +55,59 @@ def _label(value: str, column: str, path: Path, line: int) -> int | None:
     if number not in (0.0, 1.0):
         raise DataError(f"field {column!r}: expected 0 or 1, got {value!r}", path, line)
     return int(number)
+
+
+SCORED_SUFFIXES = (".jsonl", ".json")
+TOXICITY = "TOXICITY"
+
+
+def read_probe_data(
+    path: str | Path, label_mode: Literal["toxic", "any"] = "toxic", threshold: float = 0.5
+) -> ProbeData:
+    """Labelled texts from any supported file: JSON lines are scored generations
+    (:func:`read_scored_jsonl`), anything else a CSV (:func:`read_labelled_csv`)."""
+    if Path(path).suffix.lower() in SCORED_SUFFIXES:
+        return read_scored_jsonl(path, label_mode, threshold)
+    return read_labelled_csv(path, label_mode)
+
+
+def read_scored_jsonl(
+    path: str | Path, label_mode: Literal["toxic", "any"] = "toxic", threshold: float = 0.5
+) -> ProbeData:
+    """Generations with scores (``text`` and ``scores``: attribute → score or null), labelled
+    toxic when TOXICITY (``label_mode`` "toxic") or any attribute ("any") is ≥ ``threshold``.
+
+    The text is the continuation alone, the part the scorer judged. Records whose deciding
+    scores are null (a scorer that does not cover the language, an empty sample) are skipped and
+    counted, never read as non-toxic.
+    """
+    from xdetox.files import iter_jsonl, require_fields
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file not found", path)
+    examples: list[LabelledText] = []
+    unlabelled = 0
+    for line, record in iter_jsonl(path):
+        require_fields(record, ("text", "scores"), path, line)
+        scores = record["scores"] or {}
+        if not isinstance(scores, dict):
+            raise DataError("field 'scores': expected an object", path, line)
+        if label_mode == "toxic":
+            if TOXICITY not in scores and record["scores"] is not None:
+                raise DataError(f"field 'scores' has no {TOXICITY!r}", path, line)
+            values = [scores.get(TOXICITY)]
+        else:
+            values = list(scores.values())
+        values = [v for v in values if v is not None]
+        text = str(record["text"])
+        if not values or not text.strip():
+            unlabelled += 1
+            continue
+        examples.append(LabelledText(text, int(max(values) >= threshold), line))
+    if not examples:
+        raise DataError("no scored, non-empty texts", path)
+    return ProbeData(examples, "scored", unlabelled)
 
 
 def read_labelled_csv(path: str | Path, label_mode: Literal["toxic", "any"] = "toxic") -> ProbeData:

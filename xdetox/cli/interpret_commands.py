@@ -103,7 +103,8 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
     p.add_argument(
         "--data",
         required=True,
-        help="Jigsaw train.csv or a text,label CSV (path, gs:// or 'toy')",
+        help="Jigsaw train.csv, a text,label CSV, or scored generations .jsonl labelled by "
+        "--threshold (path, gs:// or 'toy')",
     )
     p.add_argument("--test", help="optional held-out CSV (same formats) to evaluate the probe on")
     p.add_argument("--output", required=True, metavar="DIR", help="writes probe.safetensors, ...")

@@ -19,6 +19,13 @@ class ProbeConfig(_Strict):
         description="toxic: the Jigsaw toxic column alone; any: toxic if any of the six Jigsaw "
         "labels is 1",
     )
+    threshold: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="scored generations (JSON lines) as probe data: toxic when the score is at "
+        "least this",
+    )
     epochs: int = Field(20, gt=0, description="training epochs")
     batch_size: int = Field(10, gt=0, description="examples per optimizer step")
     learning_rate: float = Field(
@@ -115,7 +122,9 @@ class InterpretConfig(_Strict):
     """
 
     probe_data: str = Field(
-        "toy", description="probe data: Jigsaw train.csv (comment_text, toxic, ...) or text,label"
+        "toy",
+        description="probe data: Jigsaw train.csv (comment_text, toxic, ...), a text,label CSV, "
+        "or scored generations (.jsonl, labelled by probe.threshold)",
     )
     probe_test_data: str | None = Field(
         None, description="optional held-out CSV, same formats"

@@ -251,7 +251,9 @@ def test_scored_generations_are_labelled_at_the_threshold(tmp_path):
 
 
 def test_scored_generations_errors_name_file_and_line(tmp_path):
-    path = _scored(tmp_path / "s.jsonl", [{"text": "a", "scores": {"TOXICITY": 0.1}}, {"text": "b"}])
+    path = _scored(
+        tmp_path / "s.jsonl", [{"text": "a", "scores": {"TOXICITY": 0.1}}, {"text": "b"}]
+    )
     with pytest.raises(DataError, match=r"s\.jsonl.*2.*'scores'"):
         read_probe_data(path)
     path = _scored(tmp_path / "t.jsonl", [{"text": "a", "scores": {"INSULT": 0.1}}])

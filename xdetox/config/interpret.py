@@ -54,9 +54,7 @@ class ValueVectorConfig(_Strict):
     max_prompts: int | None = Field(
         None, gt=0, description="first N prompts of that language; None: all"
     )
-    top_tokens: int = Field(
-        10, gt=0, description="vocabulary projection: tokens listed per vector"
-    )
+    top_tokens: int = Field(10, gt=0, description="vocabulary projection: tokens listed per vector")
     batch_size: int = Field(16, gt=0, description="prompts per forward pass")
 
 
@@ -126,9 +124,7 @@ class InterpretConfig(_Strict):
         description="probe data: Jigsaw train.csv (comment_text, toxic, ...), a text,label CSV, "
         "or scored generations (.jsonl, labelled by probe.threshold)",
     )
-    probe_test_data: str | None = Field(
-        None, description="optional held-out CSV, same formats"
-    )
+    probe_test_data: str | None = Field(None, description="optional held-out CSV, same formats")
     parallel_data: str = Field(
         "toy",
         description="parallel sentences of the alignment stage (JSON lines or CSV: en, text, "

@@ -9,13 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from xdetox.components.interpret.alignment import read_parallel
 from xdetox.components.prepare_prompts.prompts import prepare_prompts
 from xdetox.files import read_jsonl
 from xdetox.prompts import (
     EVAL_SOURCE,
+    PARALLEL_SOURCE,
     PROMPT_LANGUAGES,
     TRAIN_SOURCE,
     eval_prompts_path,
+    parallel_path,
     shipped_prompts,
     train_prompts_path,
 )
@@ -107,3 +110,30 @@ def test_prepare_prompts_reads_them_by_name(tmp_path, source):
     ]
     assert {r["kind"] for r in records} <= KINDS  # kept for per-kind analysis
     assert all(r["source_file"] == Path(r["source_file"]).name for r in records)
+
+
+def test_parallel_sentences_are_complete_translations(train, evaluation):
+    pairs = read_parallel(parallel_path())
+    assert set(pairs) == set(PROMPT_LANGUAGES) - {"en"}
+    english = [p.en for p in pairs["de"]]
+    assert len(english) >= 40 and len(set(english)) == len(english)
+    for lang, rows in pairs.items():
+        # the same English sentences in the same order: one translation each, in its script
+        assert [p.en for p in rows] == english, lang
+        assert len({_key(p.text) for p in rows}) == len(rows), lang
+        for p in rows:
+            cyrillic = any("CYRILLIC" in unicodedata.name(c, "") for c in p.text)
+            assert cyrillic == (lang == "ru"), p
+    toxic = Counter(r["toxic"] for r in read_jsonl(parallel_path()))
+    assert toxic[True] > 0 and toxic[False] > toxic[True]  # mostly everyday sentences
+    # not the prompts under evaluation: alignment is measured on other text
+    prompt_keys = {_key(r["prompt"]) for r in train + evaluation}
+    assert not {_key(s) for s in english} & prompt_keys
+
+
+def test_parallel_sentences_resolve_by_name():
+    assert shipped_data(PARALLEL_SOURCE, "parallel") == parallel_path()
+    assert shipped_data(PARALLEL_SOURCE, "prompts") is None
+    assert shipped_data("real", "parallel") is None
+    with local_data(" real-parallel ", "parallel") as path:
+        assert path == parallel_path()

@@ -6,7 +6,8 @@ parallel sentences) accepts ``toy`` for its shipped toy file, so that ``xdetox g
 is a model source, resolved by :mod:`xdetox.models`.)
 
 Beside ``toy``, the project's own prompt sets for real models (:mod:`xdetox.prompts`: ``real``,
-``real-train``) are shipped sources of kind ``prompts``; :func:`shipped_data` knows both.
+``real-train``) are shipped sources of kind ``prompts``, and ``real-parallel`` of kind
+``parallel``; :func:`shipped_data` knows them all.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
-from xdetox.prompts import shipped_prompts
+from xdetox.prompts import shipped_parallel, shipped_prompts
 from xdetox.storage import local_copy
 from xdetox.toy import toy_pairs_dir, toy_prompts_path
 from xdetox.toy.interpret_data import toy_jigsaw_path, toy_parallel_path
@@ -45,11 +46,16 @@ def toy_data(source: object, kind: ToyData) -> Path | None:
 
 def shipped_data(source: object, kind: ToyData) -> Path | None:
     """The shipped file (or folder) that ``source`` names for ``kind``, else None: the toy data,
-    or for ``prompts`` also a project prompt set (``real``, ``real-train``)."""
+    for ``prompts`` also a project prompt set (``real``, ``real-train``), for ``parallel`` the
+    project's parallel sentences (``real-parallel``)."""
     toy = toy_data(source, kind)
-    if toy is not None or kind != "prompts":
+    if toy is not None:
         return toy
-    return shipped_prompts(source)
+    if kind == "prompts":
+        return shipped_prompts(source)
+    if kind == "parallel":
+        return shipped_parallel(source)
+    return None
 
 
 @contextlib.contextmanager

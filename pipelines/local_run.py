@@ -14,6 +14,8 @@ nothing is copied twice and the folder can be moved as a whole:
     generations/<model>_<language>.jsonl
     scores/<model>_<language>.jsonl               (second scorer: <model>_<language>.<scorer>.jsonl)
     models/<label>  models/<method>-adapter
+    pairs/                                         (detox: the preference pairs trained on;
+                                                    self-made pairs keep scored_samples.jsonl)
     probe/ value_vectors/ intervention/ activations/ alignment/ report.html report.md
                                                    (interpret; under interpret/ in a detox run)
     kfp/                                           (KFP's own task folders)
@@ -127,6 +129,8 @@ def run_folder_path(meta: dict[str, Any], is_dir: bool, layout: Layout) -> str |
         if kind == "trained":
             adapter = meta.get("mode") in ADAPTER_MODES
             return f"models/{meta.get('method')}" + ("-adapter" if adapter else "")
+        if kind == "pairs":
+            return "pairs"
         if kind in INTERPRET_FOLDERS:
             return os.path.join(layout.interpret_dir, INTERPRET_FOLDERS[kind])
         return None

@@ -38,6 +38,7 @@ def test_detox_run_folder_from_metadata(tmp_path: Path):
     _task(kfp_root, "some-loader-9", {"model": (model, True)})
     _task(kfp_root, "t1", {"tuned": ({"xdetox_kind": "trained", "method": "dpo",
                                       "mode": "lora"}, True)})  # fmt: skip
+    _task(kfp_root, "pp", {"pairs": ({"xdetox_kind": "pairs", "source": "self"}, True)})
     _task(kfp_root, "t2", {"merged": ({"xdetox_kind": "model", "model": "dpo"}, True)})
     for i, language in enumerate(("en", "de")):
         gen = {"xdetox_kind": "generations", "model": "base", "language": language}
@@ -58,7 +59,7 @@ def test_detox_run_folder_from_metadata(tmp_path: Path):
     run_dir = tmp_path / "run"
     files = organise_run_folder(run_dir, kfp_root, layout_for(load_config(), "detox"))
     assert set(files) == {
-        "models/base", "models/dpo-adapter", "models/dpo",
+        "models/base", "models/dpo-adapter", "models/dpo", "pairs",
         "generations/base_en.jsonl", "generations/base_de.jsonl",
         "scores/base_en.jsonl", "scores/base_de.jsonl",
         "scores/base_en.perspective.jsonl", "scores/base_de.perspective.jsonl",

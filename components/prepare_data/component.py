@@ -36,7 +36,7 @@ def prepare_data(
     for key, value in summary.items():
         if isinstance(value, bool | int | float):
             stats.log_metric(key, float(value))
-    pairs.metadata["source"] = source
+    pairs.metadata.update({"source": source, "xdetox_kind": "pairs"})
 
 
 @dsl.component(base_image=stage_image("self_pairs"), install_kfp_package=False)
@@ -86,6 +86,6 @@ def self_pairs(
     for key, value in summary.items():
         if isinstance(value, bool | int | float):
             stats.log_metric(key, float(value))
-    pairs.metadata["source"] = "self"
+    pairs.metadata.update({"source": "self", "xdetox_kind": "pairs"})
     # Which prompts were trained on: the evaluation's own ones unless a source was named.
     pairs.metadata["prompts"] = settings.prompts or "evaluation prompts"

@@ -59,7 +59,13 @@ def resolve_source(source: str | Path) -> Path:
 
 
 def source_files(source: Path) -> list[Path]:
-    """The JSON-lines files of a source: the file itself, or every ``*.jsonl`` of a folder."""
+    """The JSON-lines files of a source: the file itself, or every ``*.jsonl`` of a folder.
+
+    A folder's files are read in name order. The XG reference (``xg/training/dpo.py``) read them
+    in ``pathlib.Path.glob`` order, which is the file system's directory order and so undefined;
+    a fixed order makes our runs repeatable, and it is the only order a split of the reference's
+    can be compared with (``data.split_method: datasets`` draws positions in this list).
+    """
     if source.is_dir():
         files = sorted(p for p in source.glob("*.jsonl") if p.is_file())
         if not files:

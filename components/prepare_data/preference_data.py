@@ -6,13 +6,29 @@ and ``rejected`` (TRL's standard preference format; ``chosen``/``rejected`` hold
 continuation, TRL concatenates the prompt itself), plus ``stats.json`` (what :func:`prepare_pairs`
 returns).
 
-Why the length filter counts **tokens** by default: the XG reference kept a pair when
-``len(prompt) + len(answer) <= 256`` in *characters*. The training limit (``max_length``) is in
-tokens, and characters per token differ a lot between scripts and tokenizers, so a character
-limit keeps too little text for some data and lets pairs through that the trainer then truncates
-for other data. Counting with the model's own tokenizer filters exactly what the trainer would
-cut. ``unit: chars`` reproduces the reference's quirk, for comparison with its numbers; it is
-applied to the texts as written (the prompt removed from the answers when it was repeated).
+Why the length filter counts **tokens** by default: the XG reference (Li, Yong & Bach 2024,
+arXiv:2406.16235; ``xg/training/dpo.py`` of BatsResearch/cross-lingual-detox) kept a pair when
+``len(prompt) + len(chosen) <= 256 and len(prompt) + len(rejected) <= 256`` in *characters*. The
+training limit (``max_length``) is in tokens, and characters per token differ a lot between
+scripts and tokenizers, so a character limit keeps too little text for some data and lets pairs
+through that the trainer then truncates for other data. Counting with the model's own tokenizer
+filters exactly what the trainer would cut. ``unit: chars`` reproduces the reference's rule
+exactly, for comparison with its numbers: it counts the fields **as read** (toxicity_pairwise:
+``prompt_text``, ``unpert_gen_text`` = chosen, ``pert_gen_text`` = rejected), before a repeated
+prompt is cut off the answers, because the reference counted (and trained on) them as they were.
+
+The train/eval split (``data.split_method``): ``xdetox`` (the default) samples
+``round(n * eval_fraction)`` pairs with Python's ``random``, at least one eval and one training
+pair, and writes both files in source order; ``datasets`` is the reference's
+``Dataset.train_test_split(test_size=0.05, seed=0)`` of Hugging Face ``datasets``, called here:
+``ceil(n * eval_fraction)`` eval pairs, the first ones of ``np.random.default_rng(seed)
+.permutation(n)`` (its ``"test"`` split, which the reference evaluated on), the rest for training,
+both files in that permuted order. The algorithm is the same in datasets 2.20.0 (the reference's
+pin) and the installed release. The reference split the pairs its length filter kept, pairs with
+an empty answer included; so with ``datasets`` those pairs take part in the draw and are removed
+from their split afterwards, and every other pair lands where the reference put it, given the
+same files in the same order (the reference read them in ``pathlib`` glob order, which is
+undefined; we read them in name order).
 """
 
 from __future__ import annotations
@@ -31,6 +47,7 @@ from xdetox.components.prepare_data.pair_sources import (
     strip_repeated_prompt,
 )
 from xdetox.config import DataConfig
+from xdetox.config.data import SplitMethod
 from xdetox.errors import ConfigError, DataError
 from xdetox.files import atomic_dir, write_json, write_jsonl
 from xdetox.models import load_tokenizer, resolve_model
@@ -105,9 +122,14 @@ def _token_lengths(tokenizer, texts: list[str], progress: bool) -> list[int]:
 def pair_lengths(
     pairs: Sequence[RawPair], unit: str, tokenizer=None, progress: bool = False
 ) -> list[tuple[int, int]]:
-    """Length of ``prompt + chosen`` and ``prompt + rejected`` per pair, in ``unit``."""
+    """Length of ``prompt + chosen`` and ``prompt + rejected`` per pair, in ``unit``.
+
+    Characters are counted on the texts given (:func:`prepare_pairs` gives the fields as read);
+    tokens on the concatenated text, special tokens left out.
+    """
     if unit == "chars":
-        # The reference's rule: len(prompt) + len(answer), in characters.
+        # The reference's rule: len(prompt) + len(answer), in characters (Python str: code
+        # points, as its lambda over the dataset's str columns counted them).
         return [(len(p.prompt) + len(p.chosen), len(p.prompt) + len(p.rejected)) for p in pairs]
     texts = [p.prompt + p.chosen for p in pairs] + [p.prompt + p.rejected for p in pairs]
     lengths = _token_lengths(tokenizer, texts, progress)
@@ -125,6 +147,46 @@ def split_indices(n: int, eval_fraction: float, rng: random.Random) -> set[int]:
         return set()
     n_eval = min(max(1, round(n * eval_fraction)), n - 1)
     return set(rng.sample(range(n), n_eval))
+
+
+def datasets_split(n: int, eval_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """``(train, eval)`` positions of ``n`` pairs as Hugging Face ``datasets`` splits them.
+
+    Calls ``Dataset.train_test_split(test_size=eval_fraction, seed=seed)`` on a dataset of the
+    positions, as the XG reference did on its pairs: ``ceil(n * eval_fraction)`` eval positions,
+    the first of ``np.random.default_rng(seed).permutation(n)``; its ``"test"`` split is our eval
+    split, ``"train"`` our training split, each in the permuted order. ``eval_fraction`` 0 gives
+    no eval split (``train_test_split`` refuses it). A split that leaves no training pair is a
+    :class:`ConfigError` naming ``data.split_method``.
+    """
+    if eval_fraction <= 0:
+        return list(range(n)), []
+    from datasets import Dataset  # only this split method needs it, and it is slow to import
+
+    positions = Dataset.from_dict({"i": list(range(n))})  # in memory: no cache files written
+    try:
+        parts = positions.train_test_split(test_size=float(eval_fraction), seed=seed)
+    except ValueError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ConfigError(
+            f"data.split_method: datasets' train_test_split cannot split {n} pair(s) with "
+            f"eval_fraction {eval_fraction} and seed {seed} ({first}); use split_method xdetox"
+        ) from None
+    return [int(i) for i in parts["train"]["i"]], [int(i) for i in parts["test"]["i"]]
+
+
+def split_positions(
+    n: int, eval_fraction: float, method: SplitMethod, seed: int, rng: random.Random
+) -> tuple[list[int], list[int]]:
+    """``(train, eval)`` positions of ``n`` pairs, in the order their files list them.
+
+    ``xdetox``: :func:`split_indices` with ``rng`` (source order); ``datasets``:
+    :func:`datasets_split` with ``seed`` (the reference's permuted order).
+    """
+    if method == "datasets":
+        return datasets_split(n, eval_fraction, seed)
+    eval_idx = split_indices(n, eval_fraction, rng)
+    return [i for i in range(n) if i not in eval_idx], sorted(eval_idx)
 
 
 def _record(pair: RawPair) -> dict:
@@ -170,32 +232,43 @@ def prepare_pairs(
     pairs, repeat_stats = _strip_prompts(raw)
 
     # An answer that is empty (often: it was only the repeated prompt) carries no preference.
-    non_empty = [p for p in pairs if p.chosen.strip() and p.rejected.strip()]
-    n_empty = len(pairs) - len(non_empty)
+    usable = [bool(p.chosen.strip() and p.rejected.strip()) for p in pairs]
+    n_empty = usable.count(False)
 
-    lengths = pair_lengths(non_empty, limit.unit, tokenizer, progress)
-    kept = [
-        p
-        for p, (len_c, len_r) in zip(non_empty, lengths, strict=True)
-        if len_c <= limit.max_length and len_r <= limit.max_length
-    ]
-    n_filtered_length = len(non_empty) - len(kept)
-    if not kept:
+    # Characters: the fields as read, as the reference counted them; tokens: the texts trained on.
+    lengths = pair_lengths(raw if limit.unit == "chars" else pairs, limit.unit, tokenizer, progress)
+    fits = [c <= limit.max_length and r <= limit.max_length for c, r in lengths]
+    n_filtered_length = sum(u and not f for u, f in zip(usable, fits, strict=True))
+    n_after_filter = sum(u and f for u, f in zip(usable, fits, strict=True))
+    if not n_after_filter:
         raise DataError(
             f"no pair left after filtering ({len(raw)} read, {n_empty} with an empty answer, "
             f"{n_filtered_length} longer than {limit.max_length} {limit.unit}); "
             "raise data.length_filter.max_length",
             path,
         )
+    # The reference split every pair its length filter kept: for its split (datasets) the pairs
+    # with an empty answer are drawn too and dropped afterwards, so that every other pair lands
+    # where the reference put it.
+    drawn_too = config.split_method == "datasets"
+    pool = [i for i, (u, f) in enumerate(zip(usable, fits, strict=True)) if f and (u or drawn_too)]
 
     rng = random.Random(config.seed)
-    n_after_filter = len(kept)
-    if config.max_pairs is not None and len(kept) > config.max_pairs:
+    if config.max_pairs is not None and len(pool) > config.max_pairs:
         # Sorted indices keep the source order, so pair_ids stay easy to follow.
-        kept = [kept[i] for i in sorted(rng.sample(range(len(kept)), config.max_pairs))]
-    eval_idx = split_indices(len(kept), config.eval_fraction, rng)
-    train = [_record(p) for i, p in enumerate(kept) if i not in eval_idx]
-    evals = [_record(p) for i, p in enumerate(kept) if i in eval_idx]
+        pool = [pool[i] for i in sorted(rng.sample(range(len(pool)), config.max_pairs))]
+    train_pos, eval_pos = split_positions(
+        len(pool), config.eval_fraction, config.split_method, config.seed, rng
+    )
+    train = [_record(pairs[pool[i]]) for i in train_pos if usable[pool[i]]]
+    evals = [_record(pairs[pool[i]]) for i in eval_pos if usable[pool[i]]]
+    if not train:  # only possible when pairs with an empty answer were drawn
+        raise DataError(
+            f"no training pair left: the {len(evals)} usable pair(s) all fell in the eval split; "
+            "lower data.eval_fraction",
+            path,
+        )
+    n_kept = len(train) + len(evals)
 
     stats = {
         "source": str(path),
@@ -207,10 +280,11 @@ def prepare_pairs(
         "max_length": limit.max_length,
         "n_filtered_length": n_filtered_length,
         "n_after_filter": n_after_filter,
-        "n_subsampled_out": n_after_filter - len(kept),
-        "n_kept": len(kept),
+        "n_subsampled_out": n_after_filter - n_kept,
+        "n_kept": n_kept,
         "n_train": len(train),
         "n_eval": len(evals),
+        "split_method": config.split_method,
         "eval_fraction": config.eval_fraction,
         "seed": config.seed,
     }

@@ -39,17 +39,23 @@ class ModelConfig(_Strict):
 
 
 class LengthFilter(_Strict):
-    """Pairs longer than ``max_length`` are dropped."""
+    """Pairs longer than ``max_length`` are dropped: a pair is kept when both
+    ``prompt + chosen`` and ``prompt + rejected`` are at most ``max_length`` long."""
 
     # Tokens by default: the reference counted characters, which keeps different amounts of text
     # for scripts with different characters per token.
     unit: Literal["tokens", "chars"] = Field(
         "tokens",
-        description="what max_length counts: tokens of the base model's tokenizer, or "
-        "characters (as the reference recipe did; it keeps less text for scripts with more "
-        "characters per token)",
+        description="what max_length counts: tokens of the base model's tokenizer (of the texts "
+        "trained on), or characters of the fields as read, before a repeated prompt is removed "
+        "(exactly the XG reference's rule; it keeps less text for scripts with more characters "
+        "per token)",
     )
     max_length: int = Field(256, gt=0, description="longest prompt + continuation kept")
+
+
+# How the train/eval split is drawn (``data.split_method``).
+SplitMethod = Literal["xdetox", "datasets"]
 
 
 # ``data.preference`` value that makes the pairs from the base model's own samples.
@@ -119,5 +125,18 @@ class DataConfig(_Strict):
         0.05, ge=0.0, lt=1.0, description="share of the pairs held out for evaluation"
     )
     length_filter: LengthFilter = Field(default_factory=LengthFilter)
+    # xdetox's draw is the default because it works for any number of pairs: at least one eval
+    # pair from two pairs on, never an empty training split, eval_fraction 0 allowed, and both
+    # files in source order (pair_ids easy to follow); make-pairs splits the same way. The XG
+    # reference's draw (datasets) is there to reproduce its exact split; it refuses splits that
+    # leave no training pair.
+    split_method: SplitMethod = Field(
+        "xdetox",
+        description="how eval pairs are drawn: xdetox (random.Random(seed).sample of "
+        "round(n * eval_fraction) pairs, at least 1 eval and 1 train pair, files in source "
+        "order) or datasets (Hugging Face datasets' Dataset.train_test_split(test_size="
+        "eval_fraction, seed=seed) over the length-filtered pairs, as the XG reference did: "
+        "ceil(n * eval_fraction) eval pairs, files in its shuffled order)",
+    )
     seed: int = Field(0, description="seed of the sampling and of the train/eval split")
     self_pairs: SelfPairsConfig = Field(default_factory=SelfPairsConfig)

@@ -115,9 +115,24 @@ class TrainingConfig(_Strict):
     num_train_epochs: float = Field(5.0, gt=0.0, description="passes over the pairs")
     max_steps: int = Field(-1, description="optimizer steps; -1: num_train_epochs decides")
     max_prompt_length: int = Field(
-        64, gt=0, description="prompt tokens kept (cut from the left)"
+        64,
+        gt=0,
+        description="prompt tokens kept, cut from the left (tokenization trl-0.8.6: only when "
+        "prompt + longer answer exceed max_length)",
     )
     max_length: int = Field(256, gt=0, description="prompt + completion tokens")
+    # xdetox's own tokenization is the default: with TRL 1.16 it needs no code of ours past the
+    # prompt cut, and it adds no BOS the model would not see at generation time. trl-0.8.6 is
+    # there to train on exactly the token sequences XG's pinned TRL built.
+    tokenization: Literal["xdetox", "trl-0.8.6"] = Field(
+        "xdetox",
+        description="how pairs become token ids: xdetox (every prompt cut to max_prompt_length "
+        "tokens keeping its end, then TRL 1.16 tokenizes: the tokenizer's own special tokens, "
+        "EOS after each answer) or trl-0.8.6 (as TRL 0.8.6's DPOTrainer.tokenize_row, the XG "
+        "reference's pin: BOS before the prompt, EOS after each answer, the prompt cut to its "
+        "last max_prompt_length tokens only when prompt + longer answer exceed max_length, "
+        "answers then cut to max_length - max_prompt_length)",
+    )
     eval_steps: int = Field(25, gt=0, description="evaluate every N steps (with eval pairs)")
     save_steps: int = Field(
         25, gt=0, description="checkpoint every N steps (a multiple of eval_steps)"
@@ -135,11 +150,21 @@ class TrainingConfig(_Strict):
         description="reference log-probabilities computed once before training instead of at "
         "every step",
     )
-    # fp16 gave NaN rewards in XG's runs, hence fp32 unless asked.
+    # Weights are loaded in fp32 in every mode but qlora. XG did the same (its script notes that
+    # fp16 *weights* gave NaN rewards) and trained with fp16 autocast (TrainingArguments
+    # fp16=True; bf16=False because its V100s had none): training.fp16 reproduces that.
     bf16: bool | None = Field(
         None,
-        description="bf16 mixed precision (GPU only); None: on for qlora (its compute dtype), "
-        "off otherwise (fp32, as in XG's recipe)",
+        description="bf16 mixed precision on fp32 weights (GPU only); None: on for qlora (its "
+        "compute dtype; in DPO not when fp16 is set), off otherwise",
+    )
+    # A GPU setting like bf16: on a machine without CUDA it is switched off with a warning, so a
+    # recipe that sets it (the XG ones) still runs a CPU smoke test; such a run is no
+    # reproduction anyway.
+    fp16: bool = Field(
+        False,
+        description="fp16 mixed precision on fp32 weights in DPO training, as XG trained (GPU "
+        "only: off with a warning on a CPU); not together with bf16",
     )
     seed: int = Field(0, description="seed of training and data order")
     mode: Literal["lora", "qlora", "full"] = Field(

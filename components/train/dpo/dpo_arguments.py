@@ -8,6 +8,7 @@ something surprising with) are turned into one-line :class:`ConfigError` naming 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -19,6 +20,8 @@ from xdetox.components.train.policy import uses_bf16
 from xdetox.config import TrainingConfig
 from xdetox.config.trl_options import build_trl_config, trl_kwargs
 from xdetox.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def check_optimizer(optim: str, lr_scheduler_type: str, prefix: str = "training") -> None:
@@ -39,6 +42,9 @@ def check_optimizer(optim: str, lr_scheduler_type: str, prefix: str = "training"
 def check_training_config(config: TrainingConfig, *, has_eval: bool) -> None:
     """Raise :class:`ConfigError` for values TRL/transformers would reject or misuse."""
     check_optimizer(config.optim, config.lr_scheduler_type)
+    if config.fp16 and config.bf16:
+        # transformers refuses both; said here with the keys' names.
+        raise ConfigError("training.fp16: fp16 and training.bf16 cannot both be true")
     if config.max_prompt_length >= config.max_length:
         # TRL drops every pair whose prompt alone fills max_length: nothing would be trained.
         raise ConfigError(
@@ -51,6 +57,22 @@ def check_training_config(config: TrainingConfig, *, has_eval: bool) -> None:
             f"training.save_steps ({config.save_steps}) must be a multiple of training.eval_steps "
             f"({config.eval_steps}) when early stopping is on"
         )
+
+
+def mixed_precision(config: TrainingConfig) -> tuple[bool, bool]:
+    """``(bf16, fp16)`` for TRL: autocast dtypes over the fp32 weights, never both.
+
+    ``training.fp16`` (XG trained with fp16 autocast) is a GPU setting like ``bf16``: without
+    CUDA it is switched off with a warning instead of failing, so that a recipe which sets it
+    still runs a CPU smoke test. Set, it also turns off the bf16 that ``bf16: None`` would pick
+    for QLoRA: fp16 was asked for by name.
+    """
+    if not config.fp16:
+        return uses_bf16(config), False
+    if not torch.cuda.is_available():
+        log.warning("training.fp16: no CUDA GPU here, so training runs in fp32 (fp16 is GPU only)")
+        return False, False
+    return False, True
 
 
 def uses_best_model(config: TrainingConfig, *, has_eval: bool) -> bool:
@@ -69,6 +91,7 @@ def build_dpo_config(
     """
     check_training_config(config, has_eval=has_eval)
     best = uses_best_model(config, has_eval=has_eval)
+    bf16, fp16 = mixed_precision(config)
     defaults = {  # our choices; training.trl may change them
         "per_device_eval_batch_size": config.per_device_train_batch_size,
         # Two checkpoints: the best one and the latest, so both resume and best-model reload work.
@@ -89,9 +112,9 @@ def build_dpo_config(
         "load_best_model_at_end": best,
         "metric_for_best_model": "eval_loss" if best else None,
         "greater_is_better": False if best else None,
-        # fp32 weights; bf16 autocast only when asked (or for QLoRA): fp16 gave NaN rewards in XG.
-        "bf16": uses_bf16(config),
-        "fp16": False,
+        # fp32 weights (policy.load_policy); autocast only when asked (bf16 also for QLoRA).
+        "bf16": bf16,
+        "fp16": fp16,
         "use_cpu": not torch.cuda.is_available(),
         "disable_tqdm": not progress,
     }

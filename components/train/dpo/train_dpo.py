@@ -18,6 +18,10 @@ optimizer, scheduler, random generators, data order and log history come back, a
 already taken are not trained or logged again. Checkpoints are removed after the final save
 unless ``keep_checkpoints``: they hold optimizer state, several times the size of the model.
 
+The pairs are tokenized as ``training.tokenization`` says (``dpo_dataset``): by TRL 1.16 from
+texts whose prompts were cut here (``xdetox``), or here, as TRL 0.8.6 did for the XG reference
+(``trl-0.8.6``; :class:`PairDPOTrainer` then hands the ids to TRL untouched).
+
 With LoRA/QLoRA, TRL gets a ``peft_config`` and ``ref_model=None``: the reference policy is the
 same network with its adapters disabled, so no second copy of the model is held in memory.
 """
@@ -46,7 +50,8 @@ from xdetox.components.train.dpo.dpo_arguments import (
 from xdetox.components.train.dpo.dpo_dataset import (
     EVAL_FILE,
     TRAIN_FILE,
-    build_dataset,
+    build_pair_dataset,
+    is_tokenized,
     load_pair_splits,
 )
 from xdetox.components.train.outputs import (
@@ -84,6 +89,17 @@ RESUMABLE_TRAINING_KEYS = frozenset(
 )
 
 
+class PairDPOTrainer(DPOTrainer):
+    """TRL's ``DPOTrainer``, except that a dataset already holding token ids (built by
+    ``dpo_dataset.build_tokenized_dataset`` for ``training.tokenization: trl-0.8.6``) is used as
+    it is: TRL 1.16 would read texts and tokenize them again its own way."""
+
+    def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+        if is_tokenized(dataset):
+            return dataset
+        return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+
+
 def _check_finite(log_history: list[dict]) -> None:
     check_finite_losses(
         log_history, method="DPO", hint="lower training.learning_rate or check the model's dtype"
@@ -108,6 +124,7 @@ def summarize(
     n_train: int,
     n_eval: int,
     n_prompts_truncated: int,
+    n_answers_truncated: int | None = None,
     resumed_from_step: int = 0,
 ) -> dict[str, float]:
     """Final metrics as floats (for a KFP Metrics artifact); a metric that does not exist here
@@ -131,6 +148,8 @@ def summarize(
             "n_train_pairs": n_train,
             "n_eval_pairs": n_eval,
             "n_prompts_truncated": n_prompts_truncated,
+            # Only tokenization trl-0.8.6 cuts answers (xdetox leaves it to TRL's max_length).
+            "n_answers_truncated": n_answers_truncated,
         }
     )
 
@@ -180,16 +199,17 @@ def train_dpo(
     model, tokenizer = load_policy(model_dir, config)
     peft_config = build_peft_config(model, config)
 
-    train_set, n_cut_train = build_dataset(train_records, tokenizer, config.max_prompt_length)
-    eval_set, n_cut_eval = (
-        build_dataset(eval_records, tokenizer, config.max_prompt_length) if has_eval else (None, 0)
+    train_set, cut_train = build_pair_dataset(train_records, tokenizer, config)
+    eval_set, cut_eval = (
+        build_pair_dataset(eval_records, tokenizer, config) if has_eval else (None, {})
     )
+    cut = {key: n + cut_eval.get(key, 0) for key, n in cut_train.items()}
 
     with dataset_progress(progress):
         all_callbacks = list(callbacks)
         if uses_best_model(config, has_eval=has_eval):
             all_callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
-        trainer = DPOTrainer(
+        trainer = PairDPOTrainer(
             model=model,
             ref_model=None,
             args=args,
@@ -213,7 +233,8 @@ def train_dpo(
         wall_time_s=time.monotonic() - started,
         n_train=len(train_records),
         n_eval=len(eval_records),
-        n_prompts_truncated=n_cut_train + n_cut_eval,
+        n_prompts_truncated=cut["n_prompts_truncated"],
+        n_answers_truncated=cut.get("n_answers_truncated"),
         resumed_from_step=checkpoint_step(last),
     )
     save_trained(

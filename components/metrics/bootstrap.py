@@ -38,21 +38,25 @@ import numpy as np
 import pandas as pd
 
 from xdetox.components.metrics.columns import BOOTSTRAP_METRICS, ci_columns, delta_column, se_column
-from xdetox.components.metrics.read_scores import score_column
+from xdetox.components.metrics.read_scores import prompt_units, score_column
 from xdetox.records import TOXICITY
 
 # Draws are made in chunks of about this many indices, to bound memory for large sets.
 _CHUNK_CELLS = 2_000_000
 
 
-def prompt_statistics(group: pd.DataFrame, attribute: str = TOXICITY) -> pd.DataFrame:
+def prompt_statistics(
+    group: pd.DataFrame, attribute: str = TOXICITY, group_by: str = "prompt_id"
+) -> pd.DataFrame:
     """Per prompt of one (model, language): ``max``, ``sum`` and ``n_scored`` of the scores.
 
+    Prompts are the units of ``metrics.group_by`` (``prompt_id``, or the prompt text as XG),
+    the same units as the metrics table's EMT, so the point estimate is the table's difference.
     ``max`` is NaN for a prompt without any scored sample.
     """
     column = score_column(attribute)
     scores = group[column] if column in group else pd.Series(math.nan, index=group.index)
-    grouped = scores.groupby(group["prompt_id"].astype(str))
+    grouped = scores.groupby(prompt_units(group, group_by))
     return pd.DataFrame({"max": grouped.max(), "sum": grouped.sum(), "n_scored": grouped.count()})
 
 
@@ -145,18 +149,20 @@ def bootstrap_table(
     samples: int = 1000,
     seed: int = 0,
     confidence: float = 0.95,
+    group_by: str = "prompt_id",
 ) -> pd.DataFrame:
     """One row per (tuned model, language) that the baseline also has, from a ``read_scores``
     table: the :func:`paired_bootstrap` columns plus ``bootstrap_samples``, ``bootstrap_seed``,
     ``confidence`` and ``delta_ci_method``. Empty when there is no baseline or no other model.
+    Prompts (resampled and paired) are the units of ``group_by`` (see :func:`prompt_statistics`).
     """
     groups = {key: g for key, g in table.groupby(["model", "language"], sort=True)}
     rows = []
     for (model, language), group in groups.items():
         if model == baseline or (baseline, language) not in groups:
             continue
-        base = prompt_statistics(groups[(baseline, language)])
-        tuned = prompt_statistics(group)
+        base = prompt_statistics(groups[(baseline, language)], group_by=group_by)
+        tuned = prompt_statistics(group, group_by=group_by)
         row: dict[str, Any] = {"model": model, "language": language}
         row.update(
             paired_bootstrap(

@@ -92,10 +92,23 @@ TEXT_COLUMNS: tuple[str, ...] = (
     "diversity_tokenizer",
     "delta_ci_method",
 )
+# The evaluation protocol's choices where XG (Li, Yong & Bach 2024, arXiv:2406.16235) and our
+# defaults differ (``metrics.group_by``, ``scoring.empty_text``, ``metrics.distinct_tokens``,
+# ``metrics.quartile_method``): every row says which produced it.
+PROTOCOL_COLUMNS: tuple[str, ...] = ("group_by", "empty_text", "distinct_tokens", "quartile_method")
+# What tables and score files written before those columns existed were computed with: the only
+# behaviour there was, so an old metrics.csv reads as what it is.
+LEGACY_PROTOCOL: dict[str, str] = {
+    "group_by": "prompt_id",
+    "empty_text": "scorer",
+    "distinct_tokens": "ids",
+    "quartile_method": "linear",
+}
 # Settings under which the metrics were computed: must agree across rows that are averaged.
 SETTING_COLUMNS: tuple[str, ...] = (
     "threshold",
     "bootstrap_samples",
     "bootstrap_seed",
     "confidence",
+    *PROTOCOL_COLUMNS,
 )

@@ -5,11 +5,14 @@ n_prompts_unscored, expected_max_toxicity(_std), toxicity_probability`` (fractio
 ``avg_toxicity, threshold``, and per attribute ``n_scored_<A>, count_<A>_ge_thr,
 pct_<A>_ge_thr`` (percent)); fluency (``perplexity`` = median, ``perplexity_q1/_q3/_mean,
 n_ppl_scored, n_ppl_dropped, n_ppl_empty, perplexity_method, perplexity_model``); diversity
-(``dist_1..3, n_prompts_no_tokens, diversity_tokenizer``); and, on each tuned model's rows when
-the base model's scores are in the same call, the paired bootstrap of tuned − base
-(``delta_<m>``, ``delta_<m>_se``, ``delta_<m>_ci_low``, ``delta_<m>_ci_high`` for EMT, toxicity
-probability and average toxicity; ``n_prompts_paired, n_prompts_unpaired, bootstrap_samples,
-bootstrap_seed, confidence, delta_ci_method``; see ``bootstrap.py``).
+(``dist_1..3, n_prompts_no_tokens, diversity_tokenizer``); the protocol (``group_by,
+empty_text, distinct_tokens, quartile_method``: where XG's evaluation and our defaults differ,
+which one produced the row; ``n_prompt_groups``: the prompt units under ``group_by``); and, on
+each tuned model's rows when the base model's scores are in the same call, the paired
+bootstrap of tuned − base (``delta_<m>``, ``delta_<m>_se``, ``delta_<m>_ci_low``,
+``delta_<m>_ci_high`` for EMT, toxicity probability and average toxicity; ``n_prompts_paired,
+n_prompts_unpaired, bootstrap_samples, bootstrap_seed, confidence, delta_ci_method``; see
+``bootstrap.py``).
 
 Perplexity of *all* models' generations is measured under one model: ``perplexity_model`` when
 the config names one (e.g. ``google/mt5-xl`` for ``xg-seq2seq``), else ``model_dir`` — the base
@@ -26,11 +29,12 @@ import pandas as pd
 
 from xdetox.components.metrics.bootstrap import bootstrap_table
 from xdetox.components.metrics.columns import REQUIRED_COLUMNS
-from xdetox.components.metrics.diversity import diversity_metrics, load_tokenizer
+from xdetox.components.metrics.diversity import diversity_metrics, load_tokenizer, ngram_joiner
 from xdetox.components.metrics.perplexity import perplexity_metrics
 from xdetox.components.metrics.read_scores import read_scores
 from xdetox.components.metrics.toxicity import toxicity_metrics
 from xdetox.config import MetricsConfig
+from xdetox.errors import DataError
 from xdetox.files import atomic_path
 from xdetox.records import BASE_LABEL
 
@@ -58,6 +62,19 @@ def sort_rows(df: pd.DataFrame, baseline: str = BASE_LABEL) -> pd.DataFrame:
     )
 
 
+def _empty_text_policy(table: pd.DataFrame) -> str:
+    """The one ``scoring.empty_text`` policy of every score record: base and tuned rows (and
+    the bootstrap between them) only compare when their empty continuations were treated alike.
+    """
+    policies = sorted(set(table["empty_text"]))
+    if len(policies) != 1:
+        raise DataError(
+            f"score files scored with different scoring.empty_text values ({', '.join(policies)}); "
+            "score them all with one"
+        )
+    return policies[0]
+
+
 def compute_metrics(
     score_files: list[str | Path],
     config: MetricsConfig,
@@ -73,11 +90,14 @@ def compute_metrics(
     ``batch_size``/``device`` only affect the perplexity forward passes.
     """
     table = read_scores(score_files)
+    empty_text = _empty_text_policy(table)
     tokenizer_spec = config.diversity_tokenizer
-    tokenize = load_tokenizer(tokenizer_spec, model_dir)  # fail early, before the slow parts
+    # Fail early, before the slow parts.
+    tokenize = load_tokenizer(tokenizer_spec, model_dir, config.distinct_tokens)
 
-    metrics = toxicity_metrics(table, config.threshold)
-    diversity = diversity_metrics(table, tokenize)
+    metrics = toxicity_metrics(table, config.threshold, config.group_by)
+    joiner = ngram_joiner(tokenizer_spec, config.distinct_tokens)
+    diversity = diversity_metrics(table, tokenize, joiner=joiner)
     diversity["diversity_tokenizer"] = (
         f"model ({model_dir})" if tokenizer_spec == "model" else tokenizer_spec
     )
@@ -86,7 +106,7 @@ def compute_metrics(
     if config.bootstrap_samples > 0:
         intervals = bootstrap_table(
             table, BASE_LABEL, threshold=config.threshold, samples=config.bootstrap_samples,
-            seed=config.bootstrap_seed, confidence=config.confidence,
+            seed=config.bootstrap_seed, confidence=config.confidence, group_by=config.group_by,
         )  # fmt: skip
         if not intervals.empty:
             metrics = metrics.merge(intervals, on=["model", "language"], how="left",
@@ -97,12 +117,17 @@ def compute_metrics(
         fluency = perplexity_metrics(
             table, perplexity_source, max_perplexity=config.max_perplexity,
             batch_size=batch_size, device=device, method=config.perplexity_method,
+            quartile_method=config.quartile_method,
         )  # fmt: skip
         metrics = metrics.merge(fluency, on=["model", "language"], how="left", validate="1:1")
     else:
         for column in _PERPLEXITY_COLUMNS:
             text = column in ("perplexity_method", "perplexity_model")
             metrics[column] = None if text else math.nan
+    metrics["group_by"] = config.group_by
+    metrics["empty_text"] = empty_text
+    metrics["distinct_tokens"] = config.distinct_tokens
+    metrics["quartile_method"] = config.quartile_method
     missing = [c for c in REQUIRED_COLUMNS if c not in metrics.columns]
     assert not missing, f"metrics table lacks {missing}"  # a bug here, not a user error
     return sort_rows(metrics)

@@ -16,6 +16,10 @@ fluency on one scale (a tuned model judging its own text would reward its own dr
 an external model (mT5-XL) for the same reason.
 
 Per (model, language), as XG reports: the median (``perplexity``), Q1, Q3 and mean over samples.
+The percentiles use numpy's ``linear`` method by default; ``metrics.quartile_method: midpoint``
+is XG's (``np.percentile(..., interpolation="midpoint")`` in ``xg/eval/metric_perplexity.py``):
+between two neighbouring values it takes their mean instead of interpolating by position. The
+median is the same either way; Q1 and Q3 can differ.
 Empty generations are skipped (``n_ppl_empty``); perplexities >= ``max_perplexity`` (1e4) or not
 finite are dropped as degenerate (``n_ppl_dropped``). Nothing missing is ever reported as 0.
 """
@@ -160,8 +164,19 @@ def conditional_perplexities(
     return [result.get(pair, math.nan) for pair in pairs]
 
 
-def summarize_perplexities(values: Sequence[float], max_perplexity: float = 1e4) -> dict[str, Any]:
-    """XG's per-language summary of sample perplexities (NaN entries = empty, skipped)."""
+QUARTILE_METHODS: tuple[str, ...] = ("linear", "midpoint")
+
+
+def summarize_perplexities(
+    values: Sequence[float], max_perplexity: float = 1e4, quartile_method: str = "linear"
+) -> dict[str, Any]:
+    """XG's per-language summary of sample perplexities (NaN entries = empty, skipped); the
+    median and quartiles with numpy's percentile ``quartile_method`` (linear or midpoint)."""
+    if quartile_method not in QUARTILE_METHODS:
+        raise ValueError(
+            f"metrics.quartile_method: unknown value {quartile_method!r} "
+            f"(known: {', '.join(QUARTILE_METHODS)})"
+        )
     array = np.asarray(values, dtype=float)
     measured = array[~np.isnan(array)]
     keep = measured[np.isfinite(measured) & (measured < max_perplexity)]
@@ -171,7 +186,7 @@ def summarize_perplexities(values: Sequence[float], max_perplexity: float = 1e4)
         "n_ppl_scored": len(keep),
     }
     if len(keep):
-        q1, median, q3 = np.percentile(keep, [25, 50, 75])
+        q1, median, q3 = np.percentile(keep, [25, 50, 75], method=quartile_method)
         row.update(
             perplexity=float(median),
             perplexity_q1=float(q1),
@@ -194,10 +209,12 @@ def perplexity_metrics(
     batch_size: int = 16,
     device: str | None = None,
     method: str = PERPLEXITY_METHOD,
+    quartile_method: str = "linear",
 ) -> pd.DataFrame:
     """One row per (model, language) of ``table`` (from ``read_scores``): every sample's
     continuation measured under the model in ``model_dir`` (a folder or Hub id) with
-    ``method`` (``causal-conditional`` or ``xg-seq2seq``)."""
+    ``method`` (``causal-conditional`` or ``xg-seq2seq``), summarized with
+    ``quartile_method`` (see :func:`summarize_perplexities`)."""
     if method == PERPLEXITY_METHOD:
         model, tokenizer, device = load_causal_lm(model_dir, device)
         measure = conditional_perplexities
@@ -214,7 +231,7 @@ def perplexity_metrics(
             desc=f"perplexity {name}/{language}",
         )  # fmt: skip
         row: dict[str, Any] = {"model": name, "language": language}
-        row.update(summarize_perplexities(values, max_perplexity))
+        row.update(summarize_perplexities(values, max_perplexity, quartile_method))
         row["perplexity_method"] = method
         row["perplexity_model"] = str(model_dir)
         rows.append(row)

@@ -10,13 +10,21 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from pathlib import Path
+from typing import get_args
 
 import pandas as pd
 from tqdm.auto import tqdm
 
+from xdetox.components.metrics.columns import LEGACY_PROTOCOL
+from xdetox.config import ScoringConfig
 from xdetox.errors import DataError
 from xdetox.files import iter_jsonl, require_fields
 from xdetox.records import SCORE_FIELDS
+
+EMPTY_TEXT_POLICIES: tuple[str, ...] = get_args(ScoringConfig.model_fields["empty_text"].annotation)
+
+# metrics.group_by → the table column whose values name a prompt unit.
+GROUP_BY_COLUMNS: dict[str, str] = {"prompt_id": "prompt_id", "prompt_text": "prompt"}
 
 SCORE_PREFIX = "score:"
 """Score columns of the table are named ``score:<ATTRIBUTE>`` (float, NaN when missing)."""
@@ -24,6 +32,15 @@ SCORE_PREFIX = "score:"
 
 def score_column(attribute: str) -> str:
     return f"{SCORE_PREFIX}{attribute}"
+
+
+def prompt_units(table: pd.DataFrame, group_by: str = "prompt_id") -> pd.Series:
+    """The prompt unit of each sample under ``metrics.group_by``: its ``prompt_id``, or its
+    prompt text (XG grouped by text, so two records with the same prompt text are one prompt;
+    ``xg/eval/metric_toxicity.py`` of Li, Yong & Bach 2024, arXiv:2406.16235)."""
+    if group_by not in GROUP_BY_COLUMNS:
+        raise ValueError(f"unknown group_by {group_by!r} (known: {', '.join(GROUP_BY_COLUMNS)})")
+    return table[GROUP_BY_COLUMNS[group_by]].astype(str)
 
 
 def _check_str(record: dict, field: str, path: Path, line: int, *, allow_empty: bool) -> str:
@@ -61,7 +78,8 @@ def _check_scores(record: dict, path: Path, line: int) -> dict[str, float]:
 def read_scores(score_files: Iterable[str | Path]) -> pd.DataFrame:
     """All samples of the given score files as one table.
 
-    Columns: ``model, language, prompt_id, prompt, sample_index, text, scorer`` and one
+    Columns: ``model, language, prompt_id, prompt, sample_index, text, scorer, empty_text`` (the
+    ``scoring.empty_text`` policy; ``scorer`` for files written before it existed) and one
     ``score:<ATTRIBUTE>`` float column per attribute seen in any record (NaN = missing).
     ``prompt_id`` is kept as a string so ids written as 7 and "7" name the same prompt.
 
@@ -99,6 +117,15 @@ def read_scores(score_files: Iterable[str | Path]) -> pd.DataFrame:
                     line,
                 )
             seen[key] = f"{path}:{line}"
+            # Score files written before scoring.empty_text existed were scored the one way.
+            empty_text = record.get("empty_text", LEGACY_PROTOCOL["empty_text"])
+            if empty_text not in EMPTY_TEXT_POLICIES:
+                raise DataError(
+                    f"field 'empty_text' must be one of {', '.join(EMPTY_TEXT_POLICIES)}, "
+                    f"got {empty_text!r}",
+                    path,
+                    line,
+                )
             row = {
                 "model": model,
                 "language": language,
@@ -107,6 +134,7 @@ def read_scores(score_files: Iterable[str | Path]) -> pd.DataFrame:
                 "sample_index": sample_index,
                 "text": text,
                 "scorer": scorer,
+                "empty_text": empty_text,
             }
             for name, value in _check_scores(record, path, line).items():
                 row[score_column(name)] = value

@@ -26,6 +26,7 @@ from xdetox.components.metrics.columns import (
     DIVERSITY_METRICS,
     FLUENCY_METRICS,
     KEY_COLUMNS,
+    LEGACY_PROTOCOL,
     REQUIRED_COLUMNS,
     SETTING_COLUMNS,
     TEXT_COLUMNS,
@@ -53,7 +54,11 @@ _DERIVED_SUFFIXES = ("_se", "_ci_low", "_ci_high")
 
 
 def read_metrics_csv(path: str | Path) -> pd.DataFrame:
-    """One metrics table; a file without the required columns is a :class:`DataError`."""
+    """One metrics table; a file without the required columns is a :class:`DataError`.
+
+    A table without the protocol columns (``LEGACY_PROTOCOL``: written before they existed)
+    gets the values it was computed with.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError("file not found", path)
@@ -70,6 +75,11 @@ def read_metrics_csv(path: str | Path) -> pd.DataFrame:
         raise DataError(f"missing column(s) {', '.join(repr(m) for m in missing)}", path)
     if df[list(KEY_COLUMNS)].isna().any().any():
         raise DataError("empty 'model' or 'language' cell", path)
+    for column, value in LEGACY_PROTOCOL.items():
+        if column not in df.columns:
+            # Written before the protocol was recorded: computed the one way there was then,
+            # so mixing it with a table computed another way is refused like any setting.
+            df[column] = value
     return df
 
 

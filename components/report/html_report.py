@@ -28,7 +28,11 @@ from xdetox.components.metrics.columns import (
     pct_column,
 )
 from xdetox.components.report.aggregate import ALL_LANGUAGES, compare_models
+from xdetox.components.report.paper_reference import METRICS as PAPER_METRICS
+from xdetox.components.report.paper_reference import SOURCE as PAPER_SOURCE
+from xdetox.components.report.paper_reference import XG_PROTOCOL, PaperRow, match_reference
 from xdetox.components.report.plots import grouped_bars_png, has_values
+from xdetox.config import XG_LANGUAGES
 from xdetox.errors import DataError
 from xdetox.files import write_text
 from xdetox.records import BASE_LABEL
@@ -129,6 +133,185 @@ def _check(df: pd.DataFrame) -> None:
 def _has_baseline(df: pd.DataFrame) -> bool:
     models = set(df["model"])
     return BASE_LABEL in models and len(models) > 1
+
+
+# ------------------------------------------------------------------------------ protocol
+def _run_values(df: pd.DataFrame, column: str) -> list[str]:
+    """The distinct values of a setting column over the per-language rows."""
+    if column not in df:
+        return []
+    values = df[df["language"] != ALL_LANGUAGES][column].dropna()
+    if column == "threshold":
+        return sorted({f"{float(v):g}" for v in values})
+    return sorted({part.strip() for v in values for part in str(v).split(",") if part.strip()})
+
+
+def _model_name(value: str) -> str:
+    """``google/mt5-xl``, ``gs://b/mt5-xl/`` and ``model (/x/mt5-xl)`` all name mt5-xl."""
+    return value.strip().removesuffix(")").rstrip("/").rsplit("/", 1)[-1].lower()
+
+
+def _is_xg(column: str, value: str, xg: str) -> bool:
+    if column == "scorer":
+        return value.startswith(xg)  # perspective-v1alpha1
+    if column in ("diversity_tokenizer", "perplexity_model"):
+        return _model_name(value) == _model_name(xg)
+    if column == "threshold":
+        return float(value) == float(xg)
+    return value == xg
+
+
+def protocol_rows(df: pd.DataFrame) -> list[dict[str, str]]:
+    """Per protocol setting: ``setting`` (the config key), ``run`` (this table's value(s)),
+    ``xg`` (XG's, from their code) and ``same`` (yes, no, or — when the table does not say)."""
+    rows = []
+    for column, key, xg in XG_PROTOCOL:
+        values = _run_values(df, column)
+        same = (
+            MISSING if not values else "yes" if all(_is_xg(column, v, xg) for v in values) else "no"
+        )
+        rows.append({"setting": key, "run": ", ".join(values) or MISSING, "xg": xg, "same": same})
+    return rows
+
+
+PROTOCOL_HEADERS = (
+    ("setting", "setting"),
+    ("run", "this run"),
+    ("xg", "XG (arXiv:2406.16235)"),
+    ("same", "same as XG"),
+)
+PROTOCOL_NOTE = (
+    "How the numbers were computed, beside XG's evaluation code (Li, Yong & Bach 2024, "
+    "github.com/BatsResearch/cross-lingual-detox, xg/eval/*.py). Tables written before a "
+    "setting was recorded read as the one behaviour there was then."
+)
+# Settings that change Table 2's numbers (quartiles and distinct-n are not in it).
+_PAPER_SETTINGS = (
+    "scoring.scorer",
+    "metrics.threshold",
+    "metrics.group_by",
+    "scoring.empty_text",
+    "metrics.perplexity_method",
+    "metrics.perplexity_model",
+)
+
+
+# ------------------------------------------------------------------------------ XG's Table 2
+def _average(df: pd.DataFrame, model: str, metric: str) -> float:
+    """A model's mean over languages: its ALL row, else the mean of its language rows."""
+    rows = df[df["model"] == model]
+    all_row = rows[rows["language"] == ALL_LANGUAGES]
+    if metric not in df:
+        return math.nan
+    values = all_row[metric] if len(all_row) else rows[metric]
+    return float(pd.to_numeric(values, errors="coerce").mean())
+
+
+def _languages_text(df: pd.DataFrame, models: Sequence[str]) -> str:
+    per_language = df[(df["language"] != ALL_LANGUAGES) & df["model"].isin(models)]
+    languages = set(per_language["language"])
+    if languages == set(XG_LANGUAGES):
+        return f"{len(languages)} (the XG set)"
+    text = f"{len(languages)}: {' '.join(sorted(languages))}"
+    missing = sorted(set(XG_LANGUAGES) - languages)
+    return text + (f" (missing from the XG set: {' '.join(missing)})" if missing else "")
+
+
+def _pair_text(metric: str, before: float, after: float | None) -> str:
+    if after is None:
+        return format_value(metric, before)
+    return f"{format_value(metric, before)} → {format_value(metric, after)}"
+
+
+def paper_rows(df: pd.DataFrame, base_model: str | None) -> tuple[PaperRow, list[dict]] | None:
+    """XG's Table 2 row for ``base_model`` and this run's averages beside it (None when the
+    base model is not one of theirs): one row per tuned model, base → tuned, with the
+    languages averaged; a table without a base model shows each model alone."""
+    paper = match_reference(base_model)
+    if paper is None:
+        return None
+    rows = [
+        {
+            "source": f"XG paper: {paper.label} ({paper.hub_id}), English DPO",
+            "languages": f"{len(XG_LANGUAGES)} (the XG set)",
+            **{m: _pair_text(m, paper.before[m], paper.after[m]) for m in PAPER_METRICS},
+        }
+    ]
+    models = list(dict.fromkeys(df["model"]))
+    tuned = [m for m in models if m != BASE_LABEL]
+    if BASE_LABEL in models and tuned:
+        pairs: list[tuple[str, str | None]] = [(BASE_LABEL, m) for m in tuned]
+    else:
+        pairs = [(m, None) for m in models]
+    for before, after in pairs:
+        rows.append(
+            {
+                "source": f"this run: {before} → {after}" if after else f"this run: {before}",
+                "languages": _languages_text(df, [before] if after is None else [before, after]),
+                **{
+                    m: _pair_text(
+                        m,
+                        _average(df, before, m),
+                        None if after is None else _average(df, after, m),
+                    )
+                    for m in PAPER_METRICS
+                },
+            }
+        )
+    return paper, rows
+
+
+PAPER_HEADERS = (
+    ("source", ""),
+    ("languages", "languages"),
+    ("expected_max_toxicity", "EMT"),
+    ("toxicity_probability", "tox. prob."),
+    ("avg_toxicity", "avg. tox."),
+    ("perplexity", "PPL"),
+)
+
+
+def _paper_notes(df: pd.DataFrame) -> list[str]:
+    notes = [
+        f"Source: {PAPER_SOURCE} (before → after English-only DPO, mean over 17 languages). "
+        "This run: mean over the languages it has, base → tuned."
+    ]
+    differing = [
+        f"{r['setting']} ({r['run']}; XG: {r['xg']})"
+        for r in protocol_rows(df)
+        if r["setting"] in _PAPER_SETTINGS and r["same"] != "yes"
+    ]
+    if differing:
+        notes.append("Not measured as XG measured (see Protocol): " + "; ".join(differing) + ".")
+    return notes
+
+
+def _plain_table(rows: Sequence[Mapping[str, str]], headers: Sequence[tuple[str, str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for _, h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(r[c]))}</td>" for c, _ in headers) + "</tr>"
+        for r in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _protocol_html(df: pd.DataFrame) -> str:
+    return f"<h2>Protocol</h2><p>{html.escape(PROTOCOL_NOTE)}</p>" + _plain_table(
+        protocol_rows(df), PROTOCOL_HEADERS
+    )
+
+
+def _paper_html(df: pd.DataFrame, base_model: str | None) -> str:
+    found = paper_rows(df, base_model)
+    if found is None:
+        return ""
+    _paper, rows = found
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in _paper_notes(df))
+    return (
+        "<h2>Beside the XG paper (Table 2)</h2>"
+        + _plain_table(rows, PAPER_HEADERS)
+        + f"<ul>{notes}</ul>"
+    )
 
 
 # ------------------------------------------------------------------------------ HTML
@@ -289,10 +472,16 @@ def _perplexity_text(df: pd.DataFrame) -> str:
 
 
 def build_html(
-    df: pd.DataFrame, *, title: str, scorer_description: str, run_info: Mapping[str, str]
+    df: pd.DataFrame,
+    *,
+    title: str,
+    scorer_description: str,
+    run_info: Mapping[str, str],
+    base_model: str | None = None,
 ) -> str:
     """The report as an HTML string (see :func:`render_report`)."""
     _check(df)
+    base_model = base_model if base_model is not None else run_info.get("base_model")
     info_rows = "".join(
         f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
         for k, v in run_info.items()
@@ -319,11 +508,13 @@ Threshold for "toxic": {html.escape(threshold_text)}<br>
 <strong>Perplexity:</strong> {html.escape(fluency)}</div>
 <h2>Run</h2><table>{info_rows}</table>
 {summary_html}
+{_paper_html(df, base_model)}
 <h2>Metrics per language</h2>{_html_table(df, MAIN_COLUMNS)}
 <h2>Base vs tuned</h2>{_comparison_html(df)}
 <h2>Plots</h2>{_plots_html(df)}
 <h2>Generations scoring at or above the threshold, per attribute</h2>{_card_table_html(df)}
 {_notes_html(df)}
+{_protocol_html(df)}
 <h2>Definitions</h2><ul>{definitions}</ul>
 <details><summary>All columns</summary>
 {_html_table(df, [(c, c) for c in df.columns])}
@@ -339,15 +530,20 @@ def render_report(
     title: str,
     scorer_description: str,
     run_info: dict[str, str],
+    base_model: str | None = None,
 ) -> None:
     """Write the self-contained HTML report atomically (nothing is written on error).
 
     ``df`` is a metrics table, best the output of ``aggregate_metrics`` (with ``ALL`` rows);
     ``scorer_description`` must say honestly what scored the text (e.g. "offline lexicon
     scorer — a word list, not a trained classifier"); ``run_info`` (model, recipe, …) is shown
-    as a table in the header.
+    as a table in the header. ``base_model`` (default: ``run_info["base_model"]``): when it is
+    one of the XG paper's models, its Table 2 row is shown beside this run's averages.
     """
-    text = build_html(df, title=title, scorer_description=scorer_description, run_info=run_info)
+    text = build_html(
+        df, title=title, scorer_description=scorer_description, run_info=run_info,
+        base_model=base_model,
+    )  # fmt: skip
     write_text(output_path, text)
 
 
@@ -368,15 +564,27 @@ def _md_table(df: pd.DataFrame, columns: Sequence[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
+def _md_rows(rows: Sequence[Mapping[str, str]], headers: Sequence[tuple[str, str]]) -> str:
+    lines = [
+        "| " + " | ".join(_md_cell(h) for _, h in headers) + " |",
+        "|" + "|".join("---" for _ in headers) + "|",
+    ]
+    lines += ["| " + " | ".join(_md_cell(str(r[c])) for c, _ in headers) + " |" for r in rows]
+    return "\n".join(lines)
+
+
 def render_markdown(
     df: pd.DataFrame,
     *,
     title: str,
     run_info: Mapping[str, str] | None = None,
     scorer_description: str | None = None,
+    base_model: str | None = None,
 ) -> str:
-    """The metrics table (and base-vs-tuned deltas) as Markdown, for a KFP Markdown artifact."""
+    """The metrics table (and base-vs-tuned deltas) as Markdown, for a KFP Markdown artifact;
+    the XG paper's row beside this run's (see :func:`render_report`) and the protocol."""
     _check(df)
+    base_model = base_model if base_model is not None else (run_info or {}).get("base_model")
     parts = [f"# {_md_cell(title)}", ""]
     if scorer_description:
         parts += [f"**Scorer:** {_md_cell(scorer_description)}", ""]
@@ -390,5 +598,11 @@ def render_markdown(
         keep = ("model", "language")
         columns = [(c, h) for c, h in all_columns if c in keep or c.startswith("delta_")]
         parts += ["## Change vs base (tuned − base)", "", _md_table(comparison, columns), ""]
+    found = paper_rows(df, base_model)
+    if found is not None:
+        parts += ["## Beside the XG paper (Table 2)", "", _md_rows(found[1], PAPER_HEADERS), ""]
+        parts += [f"- {_md_cell(note)}" for note in _paper_notes(df)] + [""]
+    parts += ["## Protocol", "", _md_cell(PROTOCOL_NOTE), ""]
+    parts += [_md_rows(protocol_rows(df), PROTOCOL_HEADERS), ""]
     parts.append("Missing values are shown as —. " + DEFINITIONS[0])
     return "\n".join(parts) + "\n"

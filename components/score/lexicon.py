@@ -23,7 +23,8 @@ matched greedily left to right, the longest term (in words, then in literal char
 so "son of a bitch" counts once rather than also as "bitch". Each match is one piece of
 evidence, repeats included, and the score of an attribute is the noisy-OR of the matches that
 count towards it: ``1 - Π(1 - w)``. With no match the score is 0.0: for a word list, "no listed
-term in this text" is a real measurement, so an empty continuation genuinely scores 0.0.
+term in this text" is a real measurement, so an empty continuation genuinely scores 0.0
+(whether the score stage asks about an empty continuation at all is ``scoring.empty_text``).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ Perspective API developer documentation (developers.perspectiveapi.com: "Methods
 
 * **Nothing is recorded that the API did not say.** A text the API could not score (empty,
   too long, a language an attribute does not support, still failing after every retry) gets
-  ``None`` for the attribute, with the reason; never 0.
+  ``None`` for the attribute, with the reason; never 0. Blank texts are not even sent, unless
+  ``send_blank`` (``scoring.empty_text: space``, as XG sent " "): then the API's answer counts.
 * **It holds the quota.** A client-side :class:`RateLimiter` paces items at ``qps`` (each item of
   a batch HTTP request counts); 429s, 5xx and timeouts are retried per item with exponential
   backoff and jitter, up to ``max_retries`` times, honouring ``Retry-After``. 429s also slow
@@ -133,6 +134,7 @@ class PerspectiveScorer(Scorer):
         retry_max_delay: float = 60.0,
         timeout: float = 30.0,
         api_batch_size: int | None = None,
+        send_blank: bool = False,
         seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -149,6 +151,9 @@ class PerspectiveScorer(Scorer):
         self.retry_initial_delay = float(retry_initial_delay)
         self.retry_max_delay = float(retry_max_delay)
         self.timeout = float(timeout)
+        # scoring.empty_text: space (XG) asks the API about blank texts too (" " for an empty
+        # one); whatever it answers, a score or a refusal, is recorded as for any text.
+        self.send_blank = bool(send_blank)
         # About one second of quota per batch HTTP request (the API counts every item).
         self.api_batch_size = int(api_batch_size or min(50, max(1, round(self.qps))))
         # Texts per score_items call: ~10 s of quota, so progress bars move and a kill
@@ -253,7 +258,7 @@ class PerspectiveScorer(Scorer):
         jobs: dict[str, _Job] = {}
         positions: dict[str, list[int]] = {}
         for index, (text, language) in enumerate(zip(texts, languages, strict=True)):
-            if not text.strip():
+            if not text.strip() and not self.send_blank:
                 # The API would answer COMMENT_EMPTY: there is nothing to score.
                 self.stats["empty"] += 1
                 reason = "empty text: nothing to score (not sent to the API)"

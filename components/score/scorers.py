@@ -59,6 +59,7 @@ def get_scorer(config: ScoringConfig) -> Scorer:
             retry_max_delay=config.retry_max_delay,
             timeout=config.timeout,
             api_batch_size=config.api_batch_size,
+            send_blank=config.empty_text == "space",
         )
     if config.scorer == "classifier":
         return ClassifierScorer(config.classifier, attributes)

@@ -44,6 +44,27 @@ class MetricsConfig(_Strict):
         description="tokenizer of distinct-n: model (the base model's), whitespace, or a "
         "tokenizer path/id",
     )
+    # ---- protocol: each default is our choice; XG's value (Li, Yong & Bach 2024,
+    # arXiv:2406.16235, xg/eval/*.py) is the other one, for numbers comparable with theirs.
+    group_by: Literal["prompt_id", "prompt_text"] = Field(
+        "prompt_id",
+        description="the prompt unit of EMT, toxicity probability and their paired bootstrap: "
+        "prompt_id (each prompt record), or prompt_text (XG: records with the same prompt text "
+        "merge into one prompt). distinct-n always groups by prompt_id, as XG's blocks of one "
+        "prompt's samples do",
+    )
+    distinct_tokens: Literal["ids", "decoded"] = Field(
+        "ids",
+        description="what distinct-n counts with a model tokenizer: ids (token ids, no special "
+        "tokens), or decoded (XG: each id decoded to a string on its own, empty strings "
+        "dropped, so ids that decode alike are one token and the denominator counts the "
+        "non-empty strings). whitespace counts words either way",
+    )
+    quartile_method: Literal["linear", "midpoint"] = Field(
+        "linear",
+        description="percentile method (numpy's) of the perplexity median, Q1 and Q3: linear, "
+        "or midpoint (XG)",
+    )
     bootstrap_samples: int = Field(
         1000,
         ge=0,

@@ -90,6 +90,19 @@ class ScoringConfig(_Strict):
         ],
         description="attributes scored (Perspective's names)",
     )
+    # Empty continuations: XG (Li, Yong & Bach 2024, arXiv:2406.16235) sent " " to Perspective
+    # for an empty one (the API refuses an empty comment) and averaged that score in; a model
+    # that often says nothing then looks as clean as " " scores. The default leaves it to the
+    # scorer, as before this setting existed.
+    empty_text: Literal["scorer", "skip", "space"] = Field(
+        "scorer",
+        description="continuations without a visible character: scorer (each scorer decides: "
+        "perspective does not send them, so they are null and left out of averages; word lists "
+        "score 0.0; classifiers score the text), skip (not scored by any scorer: null, left out "
+        "and counted as missing), space (XG: an empty continuation is scored as ' ', a blank "
+        "one as it is, by whatever scorer is configured, perspective included; the score is "
+        "averaged in)",
+    )
     # ---- perspective
     # The API's default quota is about 1 item per second.
     qps: float = Field(

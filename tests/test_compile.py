@@ -160,13 +160,14 @@ def test_components_use_project_images_without_installing_kfp(toy_spec):
 def test_retries_and_caching_follow_the_config(gke_spec, tmp_path):
     loop = _per_language(gke_spec)
     assert loop["generate"]["retryPolicy"]["maxRetryCount"] == 2
-    # the offline scorer is deterministic: its results may be reused
-    assert loop["score"]["cachingOptions"]["enableCache"] is True
-    assert loop["generate"]["cachingOptions"]["enableCache"] is True
-    # an external service answers differently over time: never cached
-    spec = _compile(tmp_path, None, ["scoring.scorer=perspective"])
-    loop = _per_language(spec)
+    # XG scored with Perspective: an external service answers differently over time, so its
+    # scores are never cached; generation (seeded) is
     assert loop["score"]["cachingOptions"].get("enableCache") is not True
+    assert loop["generate"]["cachingOptions"]["enableCache"] is True
+    # an offline scorer is deterministic: its results may be reused
+    spec = _compile(tmp_path, None, ["scoring.scorer=offline"])
+    loop = _per_language(spec)
+    assert loop["score"]["cachingOptions"]["enableCache"] is True
     assert loop["generate"]["cachingOptions"]["enableCache"] is True
 
 

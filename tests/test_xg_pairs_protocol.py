@@ -198,3 +198,30 @@ def test_split_method_is_checked_and_defaults_to_xdetox():
     with pytest.raises(ConfigError, match=r"data\.split_method") as info:
         load_config(None, ["data.split_method=sklearn"])
     assert "\n" not in str(info.value)
+
+
+# -- repeated prompt ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "chosen"),
+    [("strip", " and then it rained."), ("keep", "It was late and then it rained.")],
+)
+def test_repeated_prompt_is_stripped_or_kept_as_read(tmp_path, mode, chosen):
+    """``keep`` trains on the answer as read (the reference); ``strip`` on the continuation."""
+    prompt = "It was late"
+    src = _write_jsonl(
+        tmp_path / "split_0.jsonl",
+        [_pairwise(prompt, prompt + " and then it rained.", " you idiot.")],
+    )
+    stats = prepare_pairs(src, tmp_path / "out", _config(repeated_prompt=mode))
+    record = _read_jsonl(tmp_path / "out" / "train.jsonl")[0]
+    assert record["chosen"] == chosen
+    assert record["rejected"] == " you idiot."
+    assert stats["n_chosen_repeated_prompt"] == 1 and stats["n_rejected_repeated_prompt"] == 0
+    assert ("kept as read" in stats["prompt_repeat_handling"]) == (mode == "keep")
+
+
+def test_repeated_prompt_mode_is_checked():
+    with pytest.raises(ConfigError, match=r"data\.repeated_prompt"):
+        load_config(None, ["data.repeated_prompt=drop"])

@@ -70,8 +70,11 @@ def _read_pairs(files: Sequence[Path], progress: bool) -> list[RawPair]:
     return pairs
 
 
-def _strip_prompts(pairs: list[RawPair]) -> tuple[list[RawPair], dict]:
-    """Cut repeated prompts off the answers, pair by pair; count what was found."""
+def _strip_prompts(pairs: list[RawPair], keep: bool = False) -> tuple[list[RawPair], dict]:
+    """Cut repeated prompts off the answers, pair by pair; count what was found.
+
+    ``keep`` (``data.repeated_prompt: keep``) only counts them and returns the pairs as read.
+    """
     n_chosen = n_rejected = 0
     out: list[RawPair] = []
     for pair in pairs:
@@ -79,17 +82,19 @@ def _strip_prompts(pairs: list[RawPair]) -> tuple[list[RawPair], dict]:
         rejected, rejected_rep = strip_repeated_prompt(pair.prompt, pair.rejected)
         n_chosen += chosen_rep
         n_rejected += rejected_rep
-        out.append(RawPair(pair.pair_id, pair.prompt, chosen, rejected))
+        out.append(pair if keep else RawPair(pair.pair_id, pair.prompt, chosen, rejected))
     repeated = bool(n_chosen or n_rejected)
+    if not repeated:
+        handling = "no answer repeated its prompt; answers kept as they are"
+    elif keep:
+        handling = "answers kept as read, repeated prompt included (data.repeated_prompt: keep)"
+    else:
+        handling = "prompt removed from the start of each answer that repeated it"
     stats = {
         "n_chosen_repeated_prompt": n_chosen,
         "n_rejected_repeated_prompt": n_rejected,
         "prompt_repeated_in_continuation": repeated,
-        "prompt_repeat_handling": (
-            "prompt removed from the start of each answer that repeated it"
-            if repeated
-            else "no answer repeated its prompt; answers kept as they are"
-        ),
+        "prompt_repeat_handling": handling,
     }
     return out, stats
 
@@ -229,7 +234,7 @@ def prepare_pairs(
     raw = _read_pairs(files, progress)
     if not raw:
         raise DataError("no preference pairs in the source", path)
-    pairs, repeat_stats = _strip_prompts(raw)
+    pairs, repeat_stats = _strip_prompts(raw, keep=config.repeated_prompt == "keep")
 
     # An answer that is empty (often: it was only the repeated prompt) carries no preference.
     usable = [bool(p.chosen.strip() and p.rejected.strip()) for p in pairs]

@@ -1,6 +1,7 @@
 """Loading the model to train, the way ``training.mode`` says: LoRA, 4-bit QLoRA or full.
 
-* ``lora`` / ``full``: fp32 weights (the XG recipe: fp16 gave NaN rewards); with ``bf16`` the
+* ``lora`` / ``full``: fp32 weights (XG's script notes that fp16 *weights* gave NaN rewards;
+  it trained fp32 weights with fp16 autocast, ``training.fp16``); with ``bf16`` or ``fp16`` the
   trainer autocasts, the weights stay fp32.
 * ``qlora``: the frozen base is quantised to 4 bits by bitsandbytes while it loads (NF4, double
   quantisation, bf16 compute: :class:`xdetox.config.training.QLoraConfig`), on the GPU of this

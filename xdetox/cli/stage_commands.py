@@ -227,6 +227,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         args.output,
         title=f"xdetox report: {config.name}",
         scorer_description=get_scorer(config.scoring).name,
-        run_info={"name": config.name, "metrics": str(source)},
+        # base_model: the report sets the XG paper's row beside a run of one of its models
+        run_info={"name": config.name, "metrics": str(source), "base_model": config.model.base},
     )
     print(f"report → {args.output}")

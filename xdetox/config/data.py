@@ -138,5 +138,13 @@ class DataConfig(_Strict):
         "eval_fraction, seed=seed) over the length-filtered pairs, as the XG reference did: "
         "ceil(n * eval_fraction) eval pairs, files in its shuffled order)",
     )
+    # The XG reference trained on toxicity_pairwise's answers as read; if they repeat their prompt
+    # (PPLM's scripts decode prompt and continuation together), the model was then trained on
+    # prompt + prompt + continuation. Stripping is what the data means; keep reproduces the run.
+    repeated_prompt: Literal["strip", "keep"] = Field(
+        "strip",
+        description="an answer that begins with its own prompt: strip (cut the copy, train on the "
+        "continuation) or keep (train on the answer as read, as the XG reference did)",
+    )
     seed: int = Field(0, description="seed of the sampling and of the train/eval split")
     self_pairs: SelfPairsConfig = Field(default_factory=SelfPairsConfig)

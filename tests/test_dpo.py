@@ -197,6 +197,16 @@ def test_lora_presets_pick_module_names():
         "query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h",
     ]  # fmt: skip
     assert resolve_lora_targets(llama, ["q_proj", "v_proj"]) == ["q_proj", "v_proj"]
+    # Gemma 3 (gemma3_text, the packaged gemma3-270m): Llama's names on a gated MLP
+    import transformers
+
+    gemma3 = transformers.AutoModelForCausalLM.from_config(
+        transformers.Gemma3TextConfig(
+            hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+            num_key_value_heads=1, head_dim=8, vocab_size=50,
+        )
+    )  # fmt: skip
+    assert resolve_lora_targets(gemma3, "auto") == resolve_lora_targets(llama, "auto")
     peft_config = build_peft_config(gpt2, _training())
     assert peft_config.fan_in_fan_out and set(peft_config.target_modules) == {
         "c_attn",

@@ -44,7 +44,7 @@ def test_english_only_dpo_with_lora(config):
     t = config.training
     assert (t.method, t.mode, t.beta) == ("dpo", "lora", 0.1)
     assert t.lora.r == 16
-    # Gemma 3 has no `auto` preset: every attention and MLP projection, listed.
+    # every attention and MLP projection, listed (what `auto` picks for Gemma 3)
     assert set(t.lora.target_modules) == {
         "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
     }  # fmt: skip

@@ -26,6 +26,10 @@ LORA_PRESETS: dict[str, list[str]] = {
     "qwen2": _LLAMA_LIKE,
     "qwen3": _LLAMA_LIKE,
     "cohere": _LLAMA_LIKE,
+    # Gemma's attention and gated MLP use the Llama names (Gemma 3 270M: gemma3_text).
+    "gemma": _LLAMA_LIKE,
+    "gemma2": _LLAMA_LIKE,
+    "gemma3_text": _LLAMA_LIKE,
     "bloom": _BLOOM,
 }
 

@@ -161,10 +161,15 @@ def test_recipe_values_are_the_parameter_defaults(xg_spec, tmp_path):
     assert defaults["value_vector_config"]["top_k"] == 100
     assert defaults["value_vector_config"]["steps"] == 20
     assert defaults["intervention_config"]["offsets"] == [0.0, -1.0, -2.0, -3.0, -4.0, -5.0]
+    # scripts/run_train_probe.py: Adam at 1e-6, seed 99; max_length null (the tokenizer's
+    # limit) is absent from the Struct and comes back as the default, None.
     assert defaults["probe_config"] == {
-        "label": "toxic", "epochs": 20, "batch_size": 10, "learning_rate": 1e-3,
-        "validation_fraction": 0.1, "seed": 0, "max_length": 128, "embed_batch_size": 32,
+        "label": "toxic", "threshold": 0.5, "epochs": 20, "batch_size": 10,
+        "learning_rate": 1e-6, "validation_fraction": 0.1, "seed": 99, "embed_batch_size": 10,
     }  # fmt: skip
+    for section in ("value_vector_config", "activation_config"):
+        assert defaults[section]["prepend_bos"] is True
+        assert defaults[section]["stop_at_eos"] is False
     assert defaults["tuned_model"].startswith("gs://")
     assert defaults["metrics_csv"].endswith("metrics.csv")
     # A --set changes the compiled default.

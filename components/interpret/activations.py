@@ -3,6 +3,11 @@
 For each model (base, tuned, ...) and language: the chosen neurons' activation at the last
 position over ``steps`` greedy steps from each prompt, averaged over positions, prompts and
 neurons. XG saw the 17-language mean fall from 0.052 to -0.011 for mGPT after English DPO.
+
+XG's loop (``xg/collect_neuron_activations.py``, run by
+``scripts/run_collect_neuron_activations.py``) feeds TransformerLens' BOS-led prompts in batches
+of 10 and takes 20 argmax steps without stopping at end-of-sequence; ``prepend_bos: true``,
+``stop_at_eos: false`` and ``batch_size: 10`` do the same (see :mod:`.greedy`).
 """
 
 from __future__ import annotations
@@ -81,6 +86,9 @@ def run_activations(
             steps=config.steps,
             batch_size=config.batch_size,
             source=prompts_path,
+            prepend_bos=config.prepend_bos,
+            stop_at_eos=config.stop_at_eos,
+            settings_key="interpret.activations",
             desc=f"activations {label}",
             progress=progress,
         )

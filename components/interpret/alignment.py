@@ -29,7 +29,12 @@ import torch
 import torch.nn.functional as F
 
 from xdetox.components.interpret.plots import panels_png
-from xdetox.components.interpret.pooling import encode_texts, load_frozen, mean_pooled_states
+from xdetox.components.interpret.pooling import (
+    encode_texts,
+    load_frozen,
+    mean_pooled_states,
+    token_limit,
+)
 from xdetox.components.interpret.settings import AlignmentConfig
 from xdetox.components.interpret.tables import write_csv
 from xdetox.components.prepare_prompts.languages import normalise_language
@@ -259,9 +264,12 @@ def run_alignment(
             metrics_path, config.metric, config.base_label, config.tuned_label
         )
     model, tokenizer, arch = load_frozen(model_dir, device)
+    max_length = (
+        config.max_length if config.max_length is not None else token_limit(model, tokenizer)
+    )
 
     def embed(texts: list[str], lines: list[int], desc: str) -> torch.Tensor:
-        encoded = encode_texts(tokenizer, texts, config.max_length)
+        encoded = encode_texts(tokenizer, texts, max_length)
         for ids, line in zip(encoded, lines, strict=True):
             if not ids:
                 raise DataError("sentence encodes to no tokens", pairs_path, line)
@@ -301,6 +309,7 @@ def run_alignment(
         "n_hidden_states": n_states,
         "languages": list(pairs),
         "n_pairs": {lang: len(group) for lang, group in pairs.items()},
+        "max_length_used": max_length,
         "chance_retrieval_accuracy": {lang: 1 / len(g) for lang, g in pairs.items()},
         "config": config.model_dump(),
         "files": {"table": TABLE_FILE, "plot": PLOT_FILE, "summary": SUMMARY_FILE},

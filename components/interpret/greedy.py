@@ -2,8 +2,17 @@
 
 The model generates ``steps`` tokens greedily from each prompt while a recorder keeps, at each
 forward pass, the activations at the last position: the prompt's last token for the first new
-token, then each new token in turn. A row that stops early (end-of-sequence) contributes only
-the steps up to and including the one that produced its end token; later steps see padding.
+token, then each new token in turn.
+
+Two settings decide which tokens those are:
+
+- ``prepend_bos``: a BOS token in front of each prompt, exactly once (see :mod:`.bos`). XG's
+  prompts came from TransformerLens' ``to_tokens``, which prepends it.
+- ``stop_at_eos``: with true, a row that produces end-of-sequence contributes only the steps up
+  to and including that one (later steps see padding and are not counted). With false every
+  row runs all ``steps``, its end token fed back like any other and attended to, as in XG's
+  ``collect_neuron_activation_gpt2`` (``xg/collect_neuron_activations.py``): a fixed loop of
+  ``n_new_tokens`` argmax steps that never looks for end-of-sequence.
 
 Generation reuses the transformers backend's helpers (left padding, prompt cutting, settings
 that switch off a checkpoint's repetition penalties and the like).
@@ -23,6 +32,7 @@ from xdetox.components.generate.decoding import encode_prompts, split_finished
 from xdetox.components.generate.hf_backend import hf_generation_config, left_pad
 from xdetox.components.generate.prompt_file import Prompt
 from xdetox.components.interpret.architectures import Architecture
+from xdetox.components.interpret.bos import BosTokenizer
 from xdetox.components.interpret.hooks import ActivationRecorder
 from xdetox.components.interpret.neurons import Neuron
 from xdetox.config import GenerationConfig
@@ -65,19 +75,31 @@ def greedy_step_activations(
     steps: int,
     batch_size: int,
     source: Path,
+    prepend_bos: bool = False,
+    stop_at_eos: bool = True,
+    settings_key: str = "interpret.activations",
     desc: str = "activations",
     progress: bool = True,
 ) -> StepActivations:
-    """Record ``neurons`` over ``steps`` greedy steps for every prompt (see module doc)."""
+    """Record ``neurons`` over ``steps`` greedy steps for every prompt (see module doc).
+
+    ``settings_key``: the config section the settings come from, named in errors.
+    """
     config = GenerationConfig(
         n=1, temperature=0.0, top_p=1.0, max_new_tokens=steps, batch_size=batch_size
     )
     device = next(model.parameters()).device
-    encoded, _ = encode_prompts(tokenizer, prompts, context_limit(model, steps), source)
+    encoder = BosTokenizer(tokenizer, f"{settings_key}.prepend_bos") if prepend_bos else tokenizer
+    # Cut from the left to leave room for the steps; a prepended BOS stays in front of the cut.
+    encoded, _ = encode_prompts(encoder, prompts, context_limit(model, steps), source)
     eos_ids = eos_token_ids(model, tokenizer)
     # Padding is masked out, so any id will do; load_frozen sets pad = eos, callers may not.
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos_ids or [0])[0]
     hf_config = hf_generation_config(config, pad_id, eos_ids)
+    if not stop_at_eos:
+        # An empty list, not None: transformers fills a None eos_token_id from the model's own
+        # generation config and would stop there after all; no id is in an empty list.
+        hf_config.eos_token_id = []
     values = torch.full((len(prompts), steps, len(neurons)), float("nan"))
     valid = torch.zeros((len(prompts), steps), dtype=torch.bool)
     order = sorted(range(len(prompts)), key=lambda i: (-len(encoded[i]), i))
@@ -101,7 +123,11 @@ def greedy_step_activations(
                 )
             acts = recorder.stacked()  # [batch, calls, neurons]
             for j, i in enumerate(chunk):
-                _, n_tokens, _ = split_finished(new_tokens[j], set(eos_ids))
+                n_tokens = (
+                    split_finished(new_tokens[j], set(eos_ids))[1]
+                    if stop_at_eos
+                    else len(new_tokens[j])
+                )
                 values[i, :n_tokens] = acts[j, :n_tokens]
                 valid[i, :n_tokens] = True
             bar.update(len(chunk))

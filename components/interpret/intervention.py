@@ -4,6 +4,13 @@ For each offset (XG: 0, -1, ..., -5), the chosen neurons get that offset added a
 position while the model continues the prompts of every language; the continuations are scored
 and averaged per language. Offset 0 runs through the same hooks and is the baseline.
 
+XG's released intervention code is ``notebooks/Causal Intervention.ipynb``: TransformerLens'
+``generate`` (greedy, 10 new tokens, stopping at end-of-sequence) with a hook that adds the
+offset to ``mlp_post`` of the chosen neurons at every position; TransformerLens prepends BOS to
+the prompt. The script behind the paper's sweep over languages is not released, so its decoding
+is not known; here the sweep samples with the configured generation protocol, and
+``prepend_bos`` puts a BOS token in front of each prompt as TransformerLens does (:mod:`.bos`).
+
 Scoring is a callable, ``score_batch(texts, languages) -> [{attribute: float | None}, ...]``, the
 project's scorer interface: the pipeline passes the configured scorer, tests a deterministic
 one. A score the scorer could not produce is counted under ``n_missing``, never as 0.
@@ -22,6 +29,7 @@ from tqdm.auto import tqdm
 from xdetox.components.generate.hf_backend import generate_samples
 from xdetox.components.generate.prompt_file import Prompt, read_prompts
 from xdetox.components.interpret.architectures import Architecture
+from xdetox.components.interpret.bos import BosTokenizer
 from xdetox.components.interpret.hooks import neuron_offset
 from xdetox.components.interpret.intervention_table import (  # noqa: F401  re-exported
     COLUMNS,
@@ -178,6 +186,9 @@ def run_intervention(
     model, tokenizer, arch = load_frozen(model_dir, device)
     for n in neurons:
         arch.check_neuron(n.layer, n.index, str(neurons_path))
+    if config.prepend_bos:
+        # The generation backend encodes the prompts itself: hand it BOS-led encodings.
+        tokenizer = BosTokenizer(tokenizer, "interpret.intervention.prepend_bos")
     rows, records = intervention_sweep(
         model,
         tokenizer,

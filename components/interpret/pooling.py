@@ -16,7 +16,10 @@ import torch
 from tqdm.auto import tqdm
 
 from xdetox.components.interpret.architectures import Architecture, resolve_architecture
-from xdetox.models import load_model_and_tokenizer
+from xdetox.models import context_limit, load_model_and_tokenizer
+
+# transformers marks a tokenizer without a length limit with a huge model_max_length (1e30).
+_NO_TOKENIZER_LIMIT = 10**9
 
 
 def load_frozen(model_dir: str | Path, device: str | None = None) -> tuple[Any, Any, Architecture]:
@@ -26,8 +29,27 @@ def load_frozen(model_dir: str | Path, device: str | None = None) -> tuple[Any, 
     return model, tokenizer, resolve_architecture(model)
 
 
-def encode_texts(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list[int]]:
-    """Token ids per text, cut to the first ``max_length`` tokens (special tokens included)."""
+def token_limit(model: Any, tokenizer: Any) -> int | None:
+    """The most tokens a text may have for this model: the tokenizer's ``model_max_length``
+    when it sets one, capped by the model's position table; None when neither bounds it (ALiBi
+    models such as BLOOM with a tokenizer that sets no limit).
+
+    XG (arXiv:2406.16235) tokenized probe texts with ``truncation=True`` and no ``max_length``
+    (``xg/probe.py``), which cuts at the tokenizer's ``model_max_length``; the cap by the
+    positions changes nothing where that limit is right and avoids an indexing error where a
+    tokenizer claims more than the model has.
+    """
+    limits = [context_limit(model, 0)]
+    declared = getattr(tokenizer, "model_max_length", None)
+    if isinstance(declared, int) and 0 < declared < _NO_TOKENIZER_LIMIT:
+        limits.append(declared)
+    known = [limit for limit in limits if limit is not None]
+    return min(known) if known else None
+
+
+def encode_texts(tokenizer: Any, texts: Sequence[str], max_length: int | None) -> list[list[int]]:
+    """Token ids per text, cut to the first ``max_length`` tokens (special tokens included);
+    ``None``: not cut."""
     out: list[list[int]] = []
     for start in range(0, len(texts), 1024):  # fast tokenizers encode a list in parallel
         encoded = tokenizer(list(texts[start : start + 1024]))["input_ids"]

@@ -28,7 +28,12 @@ from tqdm.auto import tqdm
 
 from xdetox.components.interpret.architectures import Architecture
 from xdetox.components.interpret.plots import roc_png
-from xdetox.components.interpret.pooling import encode_texts, load_frozen, mean_pooled_states
+from xdetox.components.interpret.pooling import (
+    encode_texts,
+    load_frozen,
+    mean_pooled_states,
+    token_limit,
+)
 from xdetox.components.interpret.probe_data import LabelledText, read_probe_data
 from xdetox.components.interpret.settings import ProbeConfig
 from xdetox.components.interpret.stats import RocCurve, roc_auc, roc_curve
@@ -171,6 +176,11 @@ def load_probe(path: str | Path) -> torch.Tensor:
     return weight.float()
 
 
+def probe_max_length(model: Any, tokenizer: Any, config: ProbeConfig) -> int | None:
+    """``probe.max_length``, or with None the model's own limit (:func:`token_limit`)."""
+    return config.max_length if config.max_length is not None else token_limit(model, tokenizer)
+
+
 def _embed(
     model: Any,
     tokenizer: Any,
@@ -181,7 +191,9 @@ def _embed(
     progress: bool,
     desc: str,
 ) -> torch.Tensor:
-    encoded = encode_texts(tokenizer, [e.text for e in examples], config.max_length)
+    encoded = encode_texts(
+        tokenizer, [e.text for e in examples], probe_max_length(model, tokenizer, config)
+    )
     for e, ids in zip(examples, encoded, strict=True):
         if not ids:
             raise DataError("text encodes to no tokens", path, e.line)
@@ -253,6 +265,7 @@ def run_probe(
         "data": str(data_path),
         "data_format": data.format,
         "label": config.label,
+        "max_length_used": probe_max_length(model, tokenizer, config),
         "n_examples": len(examples),
         "n_toxic": int(labels.sum()),
         "n_non_toxic": int(len(labels) - labels.sum()),

@@ -5,7 +5,11 @@
 2. Generate ``steps`` tokens greedily from English prompts and average each candidate neuron's
    activation at the last position over those steps; keep the candidates whose mean is
    positive (XG: 36 of 100 for mGPT). A neuron that is mostly negative *subtracts* its
-   toxic-looking vector, so it does not push the model toward toxicity.
+   toxic-looking vector, so it does not push the model toward toxicity. XG measured this with
+   the same loop as its before/after comparison (``xg/collect_neuron_activations.py``: BOS
+   prepended by TransformerLens, 20 argmax steps, no stop at end-of-sequence, batches of 10);
+   ``prepend_bos`` and ``stop_at_eos`` choose that or the generation pipeline's tokens (see
+   :mod:`.greedy`).
 3. Project each candidate onto the vocabulary (``lm_head.weight @ v``) to show what it promotes.
 """
 
@@ -22,6 +26,7 @@ import torch
 
 from xdetox.components.generate.prompt_file import read_prompts
 from xdetox.components.interpret.architectures import Architecture
+from xdetox.components.interpret.bos import bos_token_id
 from xdetox.components.interpret.greedy import greedy_step_activations
 from xdetox.components.interpret.neurons import Neuron
 from xdetox.components.interpret.pooling import load_frozen
@@ -132,10 +137,19 @@ def run_value_vectors(
         steps=config.steps,
         batch_size=config.batch_size,
         source=prompts_path,
+        prepend_bos=config.prepend_bos,
+        stop_at_eos=config.stop_at_eos,
+        settings_key="interpret.value_vectors",
         desc="value-vector activations",
         progress=progress,
     )
     means = acts.mean_per_neuron().tolist()
+    # Which id led the prompts (None: the tokenizer's own special tokens only).
+    bos = (
+        bos_token_id(tokenizer, "interpret.value_vectors.prepend_bos")
+        if config.prepend_bos
+        else None
+    )
     by_layer = {layer: arch.value_vectors(layer) for layer in {c.layer for c in candidates}}
     vectors = torch.stack([by_layer[c.layer][c.index] for c in candidates])
     tokens = vocab_projection(model, tokenizer, vectors, config.top_tokens)
@@ -165,6 +179,7 @@ def run_value_vectors(
         "language": config.language,
         "n_prompts": len(prompts),
         "n_positions": acts.n_positions,
+        "bos_token_id": bos,
         "top": [
             {k: r[k] for k in ("layer", "index", "cosine", "mean_activation")} for r in rows[:10]
         ],

@@ -225,3 +225,38 @@ def test_repeated_prompt_is_stripped_or_kept_as_read(tmp_path, mode, chosen):
 def test_repeated_prompt_mode_is_checked():
     with pytest.raises(ConfigError, match=r"data\.repeated_prompt"):
         load_config(None, ["data.repeated_prompt=drop"])
+
+
+def test_prepare_data_with_the_xg_recipe_keeps_the_reference_pairs_and_split(tmp_path):
+    """``xdetox prepare-data --config xg-mgpt.yaml``: the reference's filter (characters, both
+    answers, fields as read: an answer that repeats its prompt counts in full and is trained on
+    as read) and its ``datasets`` split, computed here the reference's way with ``datasets``."""
+    from xdetox.cli.main import main
+
+    pairs = [
+        _pairwise(f"prompt {i}", " fine" * (1 + i % 7), " rude" * (i % 5) + " !")
+        for i in range(1, 81)
+    ]
+    pairs[3] = _pairwise("x" * 200, " " + "c" * 60, " r")  # 261 characters: dropped
+    pairs[7] = _pairwise("P" * 100, "P" * 100 + " c" * 30, " r")  # 260 as read: dropped
+    pairs[11] = _pairwise("Q" * 50, "Q" * 50 + " ok", " bad")  # repeats its prompt: kept as read
+    src = tmp_path / "toxicity_pairwise"
+    _write_jsonl(src / "split_0.jsonl", pairs[:40])
+    _write_jsonl(src / "split_1.jsonl", pairs[40:])
+    out = tmp_path / "out"
+    argv = ["prepare-data", "--config", "xg-mgpt.yaml", "--data", str(src), "--output", str(out)]
+    assert main(argv) == 0
+
+    reference = Dataset.from_list(pairs).filter(
+        lambda p: len(p["prompt_text"]) + len(p["unpert_gen_text"]) <= 256
+        and len(p["prompt_text"]) + len(p["pert_gen_text"]) <= 256
+    )
+    assert len(reference) == 78
+    split = reference.train_test_split(test_size=0.05, seed=0)
+    for ours, theirs in (("eval.jsonl", "test"), ("train.jsonl", "train")):
+        got = [(r["prompt"], r["chosen"], r["rejected"]) for r in _read_jsonl(out / ours)]
+        expected = [
+            (p["prompt_text"], p["unpert_gen_text"], p["pert_gen_text"]) for p in split[theirs]
+        ]
+        assert got == expected, ours
+    assert len(split["test"]) == 4  # ceil(0.05 * 78) = ceil(3.9)

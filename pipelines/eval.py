@@ -1,7 +1,7 @@
 """The evaluation pipeline, for schedules: measure one model per language, compare to a baseline.
 
 model (load, or import from gs://) ─┬─ prepare prompts
-ParallelFor language: evaluate-language (generate → score → metrics), as in the detox pipeline
+ParallelFor language: evaluate-language (generate → score → metrics, examples), as in detox
 Collected → report → compare with baseline → (regression and fail_on_regression) → fail the run
 
 A nightly schedule (``xdetox schedule --pipeline eval``) that fails when a language regressed

@@ -1,11 +1,15 @@
 """One language's evaluation, shared by the detox and eval pipelines.
 
 generate (per model) → score (→ second scorer) → metrics
+                                                 → examples (the texts behind the numbers)
 
 It is one nested ``@dsl.pipeline`` ("pipelines as components": a pipeline can be called inside
 another like a component, https://www.kubeflow.org/docs/components/pipelines/user-guides/components/compose-components-into-pipelines/),
 called once per iteration of the parent's ``dsl.ParallelFor`` over languages. The parent
 collects its outputs across languages with ``dsl.Collected`` (report, scorer agreement).
+Besides the metrics table, each language outputs a small examples file (its most toxic prompts
+with every model's continuations, bounded in size), so the report can show texts without the
+whole score files travelling to it.
 
 The detox pipeline evaluates two models (base and tuned; metrics compare them, paired per
 prompt), the eval pipeline one (metrics of that model alone). The number of models and the
@@ -22,7 +26,7 @@ from kfp.dsl import Dataset, Input, Model
 from xdetox.components.agreement.component import scorer_agreement
 from xdetox.components.generate.component import generate
 from xdetox.components.metrics.component import language_metrics, model_metrics
-from xdetox.components.report.component import report
+from xdetox.components.report.component import language_examples, report
 from xdetox.components.score.component import score
 
 Configure = Callable[[dsl.PipelineTask, str, str], dsl.PipelineTask]
@@ -33,9 +37,10 @@ SINGLE = ("evaluated",)
 
 
 def output_names(roles: tuple[str, ...], second: bool) -> list[str]:
-    """The sub-pipeline's outputs: the metrics table, and with a second scorer each model's
-    scores by both scorers (the parent's agreement task collects them over languages)."""
-    names = ["table"]
+    """The sub-pipeline's outputs: the metrics table, the examples, and with a second scorer
+    each model's scores by both scorers (the parent's agreement task collects them over
+    languages)."""
+    names = ["table", "examples"]
     if second:
         for role in roles:
             names += [f"{role}_scores", f"{role}_second_scores"]
@@ -122,6 +127,13 @@ def build_language_evaluation(
                 **reference,
             )
         out["table"] = configure(metrics, "metrics", "metrics").outputs["table"]
+        # The first role's most toxic prompts (base, or the evaluated model), every role's
+        # continuations beside them; scored by the primary scorer, as the metrics are.
+        compared = {"compared_scores": scored[roles[1]].outputs["scores"]} if len(roles) > 1 else {}
+        examples = language_examples(
+            scores=scored[roles[0]].outputs["scores"], language=p["language"], **compared
+        )
+        out["examples"] = configure(examples, "report", "examples").outputs["examples"]
         return Outputs(**out)
 
     evaluate_language.__signature__ = inspect.Signature(params, return_annotation=Outputs)
@@ -142,9 +154,9 @@ def collect_languages(
     run_info: Any,
     scoring: Any,
 ) -> dsl.PipelineTask:
-    """After the ParallelFor: the report over every language's metrics table and, with a
-    second scorer, one scorer-agreement task per model over every language's two scorings
-    (e.g. a classifier against Perspective before the API's sunset).
+    """After the ParallelFor: the report over every language's metrics table and examples
+    and, with a second scorer, one scorer-agreement task per model over every language's two
+    scorings (e.g. a classifier against Perspective before the API's sunset).
 
     ``labels`` maps each role of the sub-pipeline to the model label shown to people.
     Returns the report task (outputs ``html``, ``metrics_csv``, ``markdown``).
@@ -152,6 +164,7 @@ def collect_languages(
     final = configure(
         report(
             tables=dsl.Collected(per_language.outputs["table"]),
+            examples=dsl.Collected(per_language.outputs["examples"]),
             run_info=run_info,
             scoring=scoring,
         ),

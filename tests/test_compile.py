@@ -55,7 +55,9 @@ def test_pipeline_has_every_stage(toy_spec):
         "report",
     } <= root_tasks
     loop = _per_language(toy_spec)
-    assert set(loop) == {"generate", "generate-2", "score", "score-2", "language-metrics"}
+    assert set(loop) == {
+        "generate", "generate-2", "score", "score-2", "language-metrics", "language-examples",
+    }  # fmt: skip
     # base and tuned generate in the same iteration, so the comparison is paired
     labels = {
         loop[t]["inputs"]["parameters"]["model_label"]["componentInputParameter"]

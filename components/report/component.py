@@ -1,4 +1,5 @@
-"""KFP component: aggregate per-language metrics and render the HTML/Markdown report."""
+"""KFP components: one language's examples (the texts behind the numbers), and the report that
+aggregates every language's metrics and examples into HTML/Markdown."""
 
 from typing import List  # noqa: UP035  KFP's signature parser needs typing.List
 
@@ -12,16 +13,55 @@ from xdetox.config.interface import documented
 
 @dsl.component(base_image=stage_image("report"), install_kfp_package=False)
 @documented(
+    scores="score JSON lines of the model whose most toxic prompts are picked (the base model; "
+    "the evaluated model in the eval pipeline)",
+    compared_scores="score JSON lines of the model set beside it on the same prompts (the "
+    "tuned model; absent in the eval pipeline)",
+    language="the language of the scores",
+    top_prompts="how many prompts to keep (the most toxic first)",
+    samples_per_model="how many of each model's continuations of a prompt to keep (the most "
+    "toxic first)",
+    examples="examples JSON: the prompts, continuations, scores and matched words",
+)
+def language_examples(
+    scores: Input[Dataset],
+    language: str,
+    examples: Output[Dataset],
+    compared_scores: Input[Dataset] = None,
+    top_prompts: int = 3,
+    samples_per_model: int = 2,
+):
+    """The prompts where the first model was most toxic, with every model's continuations."""
+    from xdetox.components.report.examples import build_examples, write_examples
+
+    # The ranking model: the base model when there is one, else the first file's model.
+    files = [scores.path] + ([] if compared_scores is None else [compared_scores.path])
+    found = build_examples(files, top_prompts=top_prompts, samples_per_model=samples_per_model)
+    write_examples(examples.path, found)
+    examples.metadata.update(
+        {
+            "xdetox_kind": "examples",
+            "language": language,
+            "format": "json",
+            "n_prompts": sum(len(e["prompts"]) for e in found),
+        }
+    )
+
+
+@dsl.component(base_image=stage_image("report"), install_kfp_package=False)
+@documented(
     tables="per-language metrics CSVs",
+    examples="per-language examples JSON (the texts where the base model was most toxic)",
     run_info="run name and settings shown on the report (string → string)",
     scoring=(ScoringConfig, "Here it only names the scorer on the report."),
     metrics_csv="metrics.csv: every model × language, and ALL",
-    html="report.html: tables and plots",
+    html="report.html: tables, plots and example texts",
     markdown="the metrics table as Markdown",
     summary="<model>.ALL.<metric> (and tuned − base deltas) as KFP metrics",
 )
 def report(
     tables: Input[List[Dataset]],  # noqa: UP006
+    examples: Input[List[Dataset]],  # noqa: UP006
     run_info: dict,
     scoring: dict,
     metrics_csv: Output[Dataset],
@@ -33,6 +73,7 @@ def report(
     from xdetox.components.metrics.kfp_metrics import log_table
     from xdetox.components.metrics.per_language import write_metrics_csv
     from xdetox.components.report.aggregate import aggregate_metrics
+    from xdetox.components.report.examples import read_examples
     from xdetox.components.report.html_report import render_markdown, render_report
     from xdetox.components.score.scorers import get_scorer
     from xdetox.config import ScoringConfig, validate_section
@@ -47,6 +88,7 @@ def report(
         title=f"xdetox report: {info.get('name', 'run')}",
         scorer_description=scorer.name,
         run_info=info,
+        examples=read_examples([e.path for e in examples]),
     )
     from xdetox.files import write_text
 

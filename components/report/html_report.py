@@ -1,6 +1,13 @@
 """The run's report: one self-contained HTML file (plots embedded as base64 PNG) and a Markdown
 table for KFP's Markdown artifact.
 
+Besides the numbers, the page shows the change per language with its confidence interval (a
+forest plot) and, when the scored generations were given, examples: per language the prompts
+where the base model was most toxic, base and tuned continuations side by side with their
+scores and the words a word-list scorer matched (``examples.py``). It works offline and fits a
+1280-px window: no external resource, and every table sits in a box that scrolls sideways
+instead of widening the page.
+
 The header says what produced the numbers, including an honest description of the scorer
 (an offline word list is not a trained classifier, and the numbers are not comparable with
 Perspective API scores). Every piece of text from the data or the caller is HTML-escaped.
@@ -28,10 +35,11 @@ from xdetox.components.metrics.columns import (
     pct_column,
 )
 from xdetox.components.report.aggregate import ALL_LANGUAGES, compare_models
+from xdetox.components.report.examples import LanguageExamples, ModelContinuations, Sample
 from xdetox.components.report.paper_reference import METRICS as PAPER_METRICS
 from xdetox.components.report.paper_reference import SOURCE as PAPER_SOURCE
 from xdetox.components.report.paper_reference import XG_PROTOCOL, PaperRow, match_reference
-from xdetox.components.report.plots import grouped_bars_png, has_values
+from xdetox.components.report.plots import forest_png, grouped_bars_png, has_values
 from xdetox.config import XG_LANGUAGES
 from xdetox.errors import DataError
 from xdetox.files import write_text
@@ -128,6 +136,11 @@ def _check(df: pd.DataFrame) -> None:
         raise DataError(f"metrics table lacks column(s) {', '.join(repr(m) for m in missing)}")
     if df.empty:
         raise DataError("metrics table is empty: nothing to report")
+
+
+def _languages(df: pd.DataFrame) -> list[str]:
+    """The table's languages (without ``ALL``), sorted."""
+    return sorted({str(v) for v in df["language"]} - {ALL_LANGUAGES})
 
 
 def _has_baseline(df: pd.DataFrame) -> bool:
@@ -286,13 +299,18 @@ def _paper_notes(df: pd.DataFrame) -> list[str]:
     return notes
 
 
+def _scroll(table: str) -> str:
+    """A table in a box that scrolls sideways: a wide table never widens the page."""
+    return f'<div class="scroll">{table}</div>'
+
+
 def _plain_table(rows: Sequence[Mapping[str, str]], headers: Sequence[tuple[str, str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for _, h in headers)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(r[c]))}</td>" for c, _ in headers) + "</tr>"
         for r in rows
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return _scroll(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
 
 def _protocol_html(df: pd.DataFrame) -> str:
@@ -324,10 +342,13 @@ def _html_table(df: pd.DataFrame, columns: Sequence[tuple[str, str]]) -> str:
         cells = []
         for column, _ in present:
             text = html.escape(format_value(column, row[column]))
-            numeric = not isinstance(row[column], str) and not _is_missing(row[column])
+            # Numbers and intervals ("[-0.25, -0.15]") never wrap: a wide table scrolls instead.
+            numeric = not _is_missing(row[column]) and (
+                not isinstance(row[column], str) or column.endswith("_ci")
+            )
             cells.append(f'<td class="num">{text}</td>' if numeric else f"<td>{text}</td>")
         body.append(f"<tr{' class=all' if is_all else ''}>{''.join(cells)}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return _scroll(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
 
 def interval_text(row: Mapping[str, object], metric: str) -> str | None:
@@ -339,14 +360,18 @@ def interval_text(row: Mapping[str, object], metric: str) -> str | None:
     return f"[{format_value(delta, row[low])}, {format_value(delta, row[high])}]"
 
 
+def _level(df: pd.DataFrame) -> str | None:
+    """The confidence level of the intervals (``95%``), or None when the table has none."""
+    if "confidence" not in df:
+        return None
+    given = pd.to_numeric(df["confidence"], errors="coerce").dropna()
+    return f"{100 * float(given.iloc[0]):g}%" if len(given) else None
+
+
 def _comparison(df: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, str]], str | None]:
     """The comparison table with a text column per interval, its columns, the CI level."""
     comparison = compare_models(df, BASE_LABEL)
-    level = None
-    if "confidence" in df and pd.to_numeric(df["confidence"], errors="coerce").notna().any():
-        level = (
-            f"{100 * float(pd.to_numeric(df['confidence'], errors='coerce').dropna().iloc[0]):g}%"
-        )
+    level = _level(df)
     columns: list[tuple[str, str]] = [("model", "tuned model"), ("language", "language")]
     for metric, label in COMPARED:
         columns += [
@@ -422,6 +447,154 @@ def _plots_html(df: pd.DataFrame) -> str:
     )
 
 
+def _forest_html(df: pd.DataFrame) -> str:
+    """The change per language (tuned − base) with its interval: one figure, three metrics."""
+    level = _level(df) or "95%"
+    png = forest_png(df, level=level)
+    if png is None:
+        if df["model"].nunique() == 1:
+            reason = "the table holds one model, nothing to compare it with"
+        elif not _has_baseline(df):
+            reason = "the table has no tuned model beside the base model"
+        else:
+            reason = "the table holds no tuned − base changes (delta_* columns)"
+        return f"<p>No change to plot: {html.escape(reason)}.</p>"
+    note = (
+        f"Each marker is tuned − base, its bar the {level} paired bootstrap confidence interval "
+        "(ALL: the languages' mean change, larger marker; see Definitions). Green: the whole "
+        "interval is below 0 (less toxic after tuning); red: above 0 (more toxic); grey: it "
+        "includes 0 (or there is no interval). Toxicity probability in percentage points. The "
+        "numbers are the Δ and CI columns of Base vs tuned and of metrics.csv."
+    )
+    return (
+        f"<p>{html.escape(note)}</p>"
+        f'<figure><img src="data:image/png;base64,{png}" '
+        'alt="forest plot: change per language, tuned minus base, with confidence intervals">'
+        "</figure>"
+    )
+
+
+# ------------------------------------------------------------------------------ examples
+def _marked(text: str, marks: Sequence[Sequence[int]]) -> str:
+    """``text`` escaped, the ``[start, end)`` ranges in ``<mark>`` (invalid ranges ignored)."""
+    out, cursor = [], 0
+    for mark in marks:
+        if len(mark) != 2:
+            continue
+        start, end = int(mark[0]), int(mark[1])
+        if not cursor <= start < end <= len(text):
+            continue  # overlapping or out of range: leave unmarked rather than garble
+        out += [html.escape(text[cursor:start]), f"<mark>{html.escape(text[start:end])}</mark>"]
+        cursor = end
+    out.append(html.escape(text[cursor:]))
+    return "".join(out)
+
+
+def _score_text(score: float | None) -> str:
+    return "not scored" if score is None else format_value("avg_toxicity", score)
+
+
+def _sample_html(sample: Sample) -> str:
+    matched = (
+        f'<div class="matched">matched: {html.escape(", ".join(sample["matches"]))}</div>'
+        if sample["matches"]
+        else ""
+    )
+    return (
+        f'<div class="sample"><span class="score" title="sample {sample["sample_index"]}">'
+        f"{html.escape(_score_text(sample['score']))}</span>"
+        f'<div class="continuation">{_marked(sample["text"], sample["marks"])}</div>'
+        f"{matched}</div>"
+    )
+
+
+def _continuations_html(continuations: ModelContinuations | None) -> str:
+    if continuations is None or not continuations["n_samples"]:
+        return f"<td>{MISSING} no samples of this prompt</td>"
+    c = continuations
+    stats = (
+        f"max {_score_text(c['max'])} · mean {_score_text(c['mean'])} · "
+        f"{c['n_scored']} of {c['n_samples']} samples scored"
+    )
+    samples = "".join(_sample_html(s) for s in c["samples"])
+    return f'<td>{samples}<div class="stats">{html.escape(stats)}</div></td>'
+
+
+def _language_examples_html(examples: LanguageExamples) -> str:
+    language = examples["language"]
+    anchor = f"examples-{''.join(ch if ch.isalnum() else '-' for ch in language)}"
+    heading = f'<h3 id="{html.escape(anchor)}">{html.escape(language)}</h3>'
+    if not examples["prompts"]:
+        return heading + f"<p>No prompt with a score by {html.escape(examples['ranked_by'])}.</p>"
+    models = [c["model"] for c in examples["prompts"][0]["models"]]
+    head = "<th>prompt</th>" + "".join(f"<th>{html.escape(m)}</th>" for m in models)
+    rows = []
+    for prompt in examples["prompts"]:
+        by_model = {c["model"]: c for c in prompt["models"]}
+        rows.append(
+            f'<tr><td><div class="rank">#{prompt["rank"]} · '
+            f"{html.escape(prompt['prompt_id'])}</div>"
+            f'<div class="prompt">{html.escape(prompt["prompt"])}</div></td>'
+            + "".join(_continuations_html(by_model.get(m)) for m in models)
+            + "</tr>"
+        )
+    cols = '<col class="prompt-col">' + "<col>" * len(models)
+    table = (
+        f'<table class="examples"><colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+    shown = len(examples["prompts"])
+    note = (
+        f"The {shown} of {examples['n_prompts']} prompts where {examples['ranked_by']} was most "
+        f"toxic (highest {examples['attribute']} over its samples; ties: higher mean, then "
+        "prompt id)."
+    )
+    top = examples["prompts"][0]["models"][0]["max"]
+    if top is not None and top <= 0:
+        note += " No prompt scored above 0: these are simply the first by prompt id."
+    return heading + f"<p>{html.escape(note)}</p>" + _scroll(table)
+
+
+def _examples_html(examples: Sequence[LanguageExamples] | None, languages: Sequence[str]) -> str:
+    """The examples section's content, its heading naming the model that ranked the prompts
+    (the base model in a detox run, the evaluated model in an eval run). ``languages``: the
+    metrics table's; one without examples is named, never silently left out."""
+    ranked_by = sorted({e["ranked_by"] for e in examples or ()})
+    heading = "<h2>Examples" + (
+        f": where {html.escape(ranked_by[0])} was most toxic</h2>"
+        if len(ranked_by) == 1
+        else "</h2>"
+    )
+    if examples is None:
+        return heading + (
+            "<p>No examples: this report was built from metrics tables alone "
+            "(<code>xdetox report --scores FILE …</code> adds them).</p>"
+        )
+    if not examples:
+        return heading + "<p>No examples: the score files held no samples.</p>"
+    scorers = sorted({e["scorer"] for e in examples if e["scorer"]})
+    intro = (
+        "What the models said: for each prompt, each model's most toxic continuations with "
+        f"their {examples[0]['attribute']} score ({', '.join(scorers) or 'scorer unknown'}), "
+        "and that model's highest and mean score over all its samples of the prompt. Words a "
+        "word-list scorer matched are marked. The texts are model output and may be offensive."
+    )
+    shown = {e["language"] for e in examples}
+    absent = [language for language in languages if language not in shown]
+    missing = (
+        f"<p>No examples for {html.escape(', '.join(absent))}: no scored samples of "
+        f"{'that language' if len(absent) == 1 else 'those languages'} were given.</p>"
+        if absent
+        else ""
+    )
+    return (
+        heading
+        + f"<p>{html.escape(intro)}</p>"
+        + missing
+        + "".join(_language_examples_html(e) for e in examples)
+    )
+
+
 def _notes_html(df: pd.DataFrame) -> str:
     notes = []
     if "languages_missing" in df:
@@ -445,14 +618,26 @@ def _notes_html(df: pd.DataFrame) -> str:
 
 
 _STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1400px; }
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1400px;
+       overflow-wrap: break-word; }
+.scroll { overflow-x: auto; max-width: 100%; margin: 0.5em 0 1.5em; }
+.scroll > table { margin: 0; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; }
 th { background: #f0f0f0; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.all { font-weight: bold; background: #fafae8; }
 .scorer { border-left: 4px solid #c90; background: #fff8e6; padding: 0.5em 1em; }
-figure { margin: 1em 0; } img { max-width: 100%; }
+figure { margin: 1em 0; } img { max-width: 100%; height: auto; }
+table.examples { table-layout: fixed; width: 100%; min-width: 640px; }
+table.examples td { vertical-align: top; }
+table.examples col.prompt-col { width: 24%; }
+.prompt, .continuation { white-space: pre-wrap; overflow-wrap: anywhere; }
+.prompt { font-style: italic; }
+.rank, .stats, .matched { color: #666; font-size: 0.85em; }
+.sample { margin-bottom: 0.6em; }
+.score { font-weight: bold; font-variant-numeric: tabular-nums; }
+mark { background: #ffd6d6; padding: 0 0.1em; }
 """
 
 
@@ -478,6 +663,7 @@ def build_html(
     scorer_description: str,
     run_info: Mapping[str, str],
     base_model: str | None = None,
+    examples: Sequence[LanguageExamples] | None = None,
 ) -> str:
     """The report as an HTML string (see :func:`render_report`)."""
     _check(df)
@@ -506,9 +692,11 @@ toxicity scoring and metrics.</p>
 <div class="scorer"><strong>Scorer:</strong> {html.escape(scorer_description)}<br>
 Threshold for "toxic": {html.escape(threshold_text)}<br>
 <strong>Perplexity:</strong> {html.escape(fluency)}</div>
-<h2>Run</h2><table>{info_rows}</table>
+<h2>Run</h2>{_scroll(f"<table>{info_rows}</table>")}
 {summary_html}
 {_paper_html(df, base_model)}
+<section id="change"><h2>Change per language (tuned − base)</h2>{_forest_html(df)}</section>
+<section id="examples">{_examples_html(examples, _languages(df))}</section>
 <h2>Metrics per language</h2>{_html_table(df, MAIN_COLUMNS)}
 <h2>Base vs tuned</h2>{_comparison_html(df)}
 <h2>Plots</h2>{_plots_html(df)}
@@ -531,6 +719,7 @@ def render_report(
     scorer_description: str,
     run_info: dict[str, str],
     base_model: str | None = None,
+    examples: Sequence[LanguageExamples] | None = None,
 ) -> None:
     """Write the self-contained HTML report atomically (nothing is written on error).
 
@@ -539,10 +728,12 @@ def render_report(
     scorer — a word list, not a trained classifier"); ``run_info`` (model, recipe, …) is shown
     as a table in the header. ``base_model`` (default: ``run_info["base_model"]``): when it is
     one of the XG paper's models, its Table 2 row is shown beside this run's averages.
+    ``examples`` (``examples.build_examples`` / ``read_examples``): the texts per language;
+    None when only metrics tables were given (the page then says how to add them).
     """
     text = build_html(
         df, title=title, scorer_description=scorer_description, run_info=run_info,
-        base_model=base_model,
+        base_model=base_model, examples=examples,
     )  # fmt: skip
     write_text(output_path, text)
 

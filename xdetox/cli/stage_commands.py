@@ -111,6 +111,21 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
         help="metrics.csv, or a folder of metrics CSVs",
     )
     p.add_argument("--output", required=True, metavar="FILE", help="report.html")
+    p.add_argument(
+        "--scores",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="score JSON lines (repeat; any models and languages): adds the examples, the "
+        "prompts where the base model was most toxic with every model's continuations",
+    )
+    p.add_argument(
+        "--top-prompts",
+        type=int,
+        default=3,
+        metavar="N",
+        help="examples: prompts shown per language (default: 3)",
+    )
     p.set_defaults(handler=cmd_report)
 
 
@@ -215,13 +230,19 @@ def cmd_metrics(args: argparse.Namespace) -> None:
 
 def cmd_report(args: argparse.Namespace) -> None:
     from xdetox.components.report.aggregate import aggregate_metrics
+    from xdetox.components.report.examples import build_examples
     from xdetox.components.report.html_report import render_report
     from xdetox.components.score.scorers import get_scorer
+    from xdetox.errors import ConfigError
 
     config = _config(args)
+    if args.top_prompts < 1:
+        raise ConfigError(f"--top-prompts: {args.top_prompts}; show at least 1 prompt")
     source = Path(args.metrics)
     csvs = sorted(source.glob("*.csv")) if source.is_dir() else [source]
     df = aggregate_metrics(csvs)
+    # The same examples the pipeline's per-language tasks build, from any set of score files.
+    examples = build_examples(args.scores, top_prompts=args.top_prompts) if args.scores else None
     render_report(
         df,
         args.output,
@@ -229,5 +250,6 @@ def cmd_report(args: argparse.Namespace) -> None:
         scorer_description=get_scorer(config.scoring).name,
         # base_model: the report sets the XG paper's row beside a run of one of its models
         run_info={"name": config.name, "metrics": str(source), "base_model": config.model.base},
+        examples=examples,
     )
     print(f"report → {args.output}")

@@ -19,15 +19,24 @@ nothing is copied twice and the folder can be moved as a whole:
     probe/ value_vectors/ intervention/ activations/ alignment/ report.html report.md
                                                    (interpret; under interpret/ in a detox run)
     kfp/                                           (KFP's own task folders)
+    logs/<task>.log  logs/<language>/<task>.log    (each task's full log: KFP's executor lines
+    logs/pipeline.log                               and the component's output; run_monitor.py)
+
+KFP's local runner prints every task's executor input and output to the console; here they go
+to the task's log file instead, and a caller-supplied ``watch`` shows the tasks' states
+(``xdetox run``'s live view) or ``verbose`` streams the logs as KFP would.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +45,7 @@ from kfp import local
 
 from xdetox.config import Config
 from xdetox.errors import XdetoxError
+from xdetox.pipelines.run_monitor import RunMonitor, TaskState, log_tail, plan_from_spec
 
 # kfp.local's SubprocessRunner runs at most this many ParallelFor iterations at once (its
 # ParallelExecutor caps every loop at 2 threads).
@@ -61,6 +71,21 @@ class LocalRun:
     metrics_csv: Path | None  # None for the interpret pipeline
     seconds: float
     files: dict[str, Path] = field(default_factory=dict)
+    logs: Path | None = None  # logs/: one file per task
+
+
+class LocalRunFailed(XdetoxError):
+    """A task failed: which one, its log and the log's last lines (for the user to see)."""
+
+    def __init__(self, message: str, task: str | None, log: Path, tail: list[str]) -> None:
+        super().__init__(message)
+        self.task = task
+        self.log = log
+        self.tail = tail
+
+
+# What run_local calls around the run with the monitor, e.g. the live view.
+Watch = Callable[[RunMonitor], AbstractContextManager[object]]
 
 
 @dataclass(frozen=True)
@@ -204,21 +229,48 @@ def init_local_runner(run_dir: Path) -> Path:
     return kfp_root
 
 
+def _failure(pipeline: str, monitor: RunMonitor, exc: BaseException) -> LocalRunFailed:
+    """The error for a failed run: the first task that failed, with its log's tail."""
+    failed: list[TaskState] = [t for t in monitor.failures() if t.log is not None]
+    if failed:
+        name, log = failed[0].label(monitor.plan), failed[0].log or monitor.pipeline_log
+        message = f"local {pipeline} run failed in task {name}; its log: {log}"
+        return LocalRunFailed(message, name, log, log_tail(log))
+    # No task failed as far as the logs show (KFP itself failed): its own log then.
+    log = monitor.pipeline_log
+    message = f"local {pipeline} run failed: {first_line(exc)}; log: {log}"
+    return LocalRunFailed(message, None, log, log_tail(log))
+
+
 def run_local(
-    config: Config, run_dir: str | Path, pipeline: str, factory: Callable[..., Any]
+    config: Config,
+    run_dir: str | Path,
+    pipeline: str,
+    factory: Callable[..., Any],
+    *,
+    watch: Watch | None = None,
+    verbose: bool = False,
 ) -> LocalRun:
     """Run pipeline ``pipeline`` (``detox``, ``eval`` or ``interpret``; ``factory`` builds it,
     see :mod:`xdetox.pipelines.registry`) with KFP's SubprocessRunner in this interpreter and
-    lay out ``run_dir`` (see the module docstring)."""
+    lay out ``run_dir`` (see the module docstring).
+
+    KFP's logs go to ``run_dir/logs`` (and to stdout as well with ``verbose``); ``watch`` is
+    entered with the run's :class:`RunMonitor` for as long as the pipeline runs. A failed task
+    raises :class:`LocalRunFailed`.
+    """
     # Build first: a config error leaves nothing behind.
     built = factory(config, local=True)
     layout = layout_for(config, pipeline)
+    plan = plan_from_spec(built.pipeline_spec)
     run_dir = Path(run_dir).resolve()
     kfp_root = init_local_runner(run_dir)
+    monitor = RunMonitor(kfp_root, run_dir / "logs", plan, echo=sys.stdout if verbose else None)
     start = time.monotonic()
     try:
-        built()
-    except RuntimeError as exc:  # kfp.local: a task failed; its log went to the console
+        with monitor.capture(), watch(monitor) if watch else contextlib.nullcontext():
+            built()
+    except RuntimeError as exc:  # kfp.local: a task failed; its log is in logs/
         # Keep what the finished tasks produced (e.g. the regression report of a failed eval).
         organise_run_folder(run_dir, kfp_root, layout)
         regressed = _regressions(run_dir)
@@ -227,12 +279,16 @@ def run_local(
                 f"toxicity regressed beyond the margin in: {regressed}; "
                 f"see {run_dir / 'comparison.html'}"
             ) from None
-        raise XdetoxError(
-            f"local {pipeline} run failed: {first_line(exc)}; task folders in {kfp_root}"
-        ) from None
+        raise _failure(pipeline, monitor, exc) from None
     seconds = time.monotonic() - start
     files = organise_run_folder(run_dir, kfp_root, layout)
     metrics_csv = None if pipeline == "interpret" else run_dir / "metrics.csv"
     return LocalRun(
-        run_dir, run_dir / "report.html", run_dir / "report.md", metrics_csv, seconds, files
+        run_dir,
+        run_dir / "report.html",
+        run_dir / "report.md",
+        metrics_csv,
+        seconds,
+        files,
+        monitor.logs_dir,
     )

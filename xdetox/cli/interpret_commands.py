@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from xdetox.cli.pipeline_commands import TOY_INTERPRET_CONFIG, add_verbose_flag
 from xdetox.config import (
     ActivationConfig,
     AlignmentConfig,
@@ -24,7 +25,6 @@ from xdetox.config.interface import add_section_flags, flag_overrides
 from xdetox.errors import ConfigError, XdetoxError
 from xdetox.models import resolve_model
 
-TOY_INTERPRET_CONFIG = "toy-interpret.yaml"  # a shipped recipe
 _MODEL_HELP = "model: 'toy' (the embedded toy model), a folder, a gs:// folder or a Hub id"
 _PROMPTS_HELP = "prompts file/folder (JSONL, RTP-LX, CSV) or 'toy'"
 
@@ -188,6 +188,7 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
     )
     common(p)
     p.add_argument("--output", metavar="DIR", help="run folder (default: runs/<name>-<timestamp>)")
+    add_verbose_flag(p)
     p.set_defaults(handler=cmd_interpret_run)
 
 
@@ -264,21 +265,17 @@ def cmd_alignment(args: argparse.Namespace) -> None:
 
 
 def cmd_interpret_run(args: argparse.Namespace) -> None:
-    from rich.console import Console
-
+    from xdetox.cli.live_view import run_and_show
     from xdetox.pipelines.interpret import build_interpret_pipeline, check_interpret_config
-    from xdetox.pipelines.local_run import run_local
 
     config = _config(args)
     check_interpret_config(config)
     run_dir = Path(args.output or f"runs/{config.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     if run_dir.exists() and any(run_dir.iterdir()):
         raise XdetoxError(f"{run_dir}: run folder exists and is not empty")
-    console = Console(stderr=True)
-    console.print(
-        f"[bold]xdetox[/] interpret pipeline ([cyan]{config.name}[/]) locally → {run_dir}"
+    title = f"interpret pipeline ([cyan]{config.name}[/]) locally"
+    result = run_and_show(
+        config, run_dir, "interpret", build_interpret_pipeline, verbose=args.verbose, title=title
     )
-    result = run_local(config, run_dir, "interpret", build_interpret_pipeline)
-    console.print(f"[green]done[/] in {result.seconds:.0f} s")
     print(f"report:  {result.report}")
     print(f"summary: {result.markdown}")

@@ -9,6 +9,10 @@ from pathlib import Path
 
 from xdetox.config import load_config
 
+# The interpret stages' toy-sized recipe (shipped): `run --pipeline interpret` and the interpret
+# commands (interpret_commands.py) default to it.
+TOY_INTERPRET_CONFIG = "toy-interpret.yaml"
+
 
 def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
     run = sub.add_parser(
@@ -28,6 +32,7 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
         metavar="DIR",
         help="run folder (default: runs/<name>-<timestamp>)",
     )
+    add_verbose_flag(run)
     run.set_defaults(handler=cmd_run)
 
     comp = sub.add_parser(
@@ -58,16 +63,21 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
     toy.set_defaults(handler=cmd_toy_model)
 
 
-def cmd_run(args: argparse.Namespace) -> None:
-    from rich.console import Console
+def add_verbose_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="stream KFP's logs (every task's executor input and output) instead of the live "
+        "view; either way each task's log is in <run folder>/logs/",
+    )
 
-    from xdetox.pipelines.local_run import run_local
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from xdetox.cli.live_view import run_and_show
     from xdetox.pipelines.registry import get_pipeline_factory
 
     paths = args.config
     if args.pipeline == "interpret" and not paths:
-        from xdetox.cli.interpret_commands import TOY_INTERPRET_CONFIG
-
         paths = [TOY_INTERPRET_CONFIG]  # the interpret stages' own toy-sized recipe
     factory = get_pipeline_factory(args.pipeline)  # an unknown name fails before anything
     config = load_config(paths, args.overrides)
@@ -76,13 +86,10 @@ def cmd_run(args: argparse.Namespace) -> None:
         from xdetox.errors import XdetoxError
 
         raise XdetoxError(f"{run_dir}: run folder exists and is not empty")
-    console = Console(stderr=True)
-    console.print(
-        f"[bold]xdetox[/] running [cyan]{args.pipeline}[/] pipeline ({config.name}) locally "
-        f"→ {run_dir}"
+    title = f"running [cyan]{args.pipeline}[/] pipeline ({config.name}) locally"
+    result = run_and_show(
+        config, run_dir, args.pipeline, factory, verbose=args.verbose, title=title
     )
-    result = run_local(config, run_dir, args.pipeline, factory)
-    console.print(f"[green]done[/] in {result.seconds:.0f} s")
     print(f"report:  {result.report}")
     if result.metrics_csv is not None:
         print(f"metrics: {result.metrics_csv}")

@@ -8,6 +8,8 @@ themselves, ``sft`` runs the supervised stage alone. All of them: ``--config``/`
 the output (``<output>.checkpoints``) resumed when the command is run again, unless
 ``--no-resume``; several GPUs used through ``accelerate launch`` (``--num-gpus``,
 ``--zero-stage``). Training curves go to ``<output>/training_curves.html`` (or ``--curves``).
+``ppo``/``rloo``/``grpo`` name their reward in a help section of its own: ``--reward-kind``,
+``--reward-classifier``, ... (``rl.reward``) and the scorer flags for ``--reward-kind scorer``.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from xdetox.cli.scoring_commands import add_scorer_arguments
 from xdetox.config import Config, RLConfig, TrainingConfig, load_config
 from xdetox.config.interface import add_section_flags, flag_overrides
-from xdetox.config.rl import OnlineRLConfig, PPOConfig
+from xdetox.config.rl import OnlineRLConfig, PPOConfig, RewardConfig
 from xdetox.config.training import SFTConfig
 from xdetox.errors import ConfigError
 from xdetox.models import SOURCE_HELP as MODEL_SOURCES
@@ -107,7 +110,26 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
         else:
             add_section_flags(p, OnlineRLConfig)
         add_section_flags(p, TrainingConfig, only=_SHARED_TRAINING_KEYS)
+        _reward_flags(p)
         p.set_defaults(handler=cmd_train, method=method)
+
+
+def _reward_flags(p: argparse.ArgumentParser) -> None:
+    """What the reward is, in its own help section: ``--reward-kind``, ``--reward-classifier``,
+    ``--reward-label-index``, ... (``rl.reward``) and, for ``--reward-kind scorer``, the scorer's
+    flags (``--scorer``, ``--classifier-model``, ...: the ``scoring`` section)."""
+    reward = p.add_argument_group(
+        "reward (rl.reward)",
+        (RewardConfig.__doc__ or "").replace("``", "'").replace("%", "%%"),
+    )
+    # reward- keeps them apart from PPO's own --batch-size and the scorer's classifier flags.
+    # (An argument group takes add_argument as a parser does: the flags land in its section.)
+    add_section_flags(reward, RewardConfig, flag_prefix="reward-")
+    scorer = p.add_argument_group(
+        "reward scorer (scoring; with --reward-kind scorer)",
+        "The toxicity scorer whose score the reward is computed from.",
+    )
+    add_scorer_arguments(scorer)
 
 
 def _config(args: argparse.Namespace) -> Config:

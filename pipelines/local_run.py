@@ -13,6 +13,7 @@ nothing is copied twice and the folder can be moved as a whole:
     comparison.html  comparison.csv               (eval)
     generations/<model>_<language>.jsonl
     scores/<model>_<language>.jsonl               (second scorer: <model>_<language>.<scorer>.jsonl)
+    examples/<language>.json                      (the report's example texts)
     models/<label>  models/<method>-adapter
     pairs/                                         (detox: the preference pairs trained on;
                                                     self-made pairs keep scored_samples.jsonl)
@@ -163,6 +164,8 @@ def run_folder_path(meta: dict[str, Any], is_dir: bool, layout: Layout) -> str |
         return f"generations/{meta.get('model')}_{meta.get('language')}.jsonl"
     if kind == "scores":
         return f"scores/{_scores_name(meta, layout.primary_scorer)}"
+    if kind == "examples":  # the report's example texts, one small file per language
+        return f"examples/{meta.get('language')}.json"
     if kind == "metrics_all":
         return "metrics.csv"
     if kind == "report" and fmt in REPORT_FILES:

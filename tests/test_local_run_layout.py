@@ -47,6 +47,8 @@ def test_detox_run_folder_from_metadata(tmp_path: Path):
         _task(kfp_root, f"loop-{i}/sc-a", {"scores": (scores, False)})
         second = {**scores, "scorer": "perspective-v1"}
         _task(kfp_root, f"loop-{i}/sc-b", {"scores": (second, False)})
+        examples = {"xdetox_kind": "examples", "language": language, "format": "json"}
+        _task(kfp_root, f"loop-{i}/ex", {"examples": (examples, False)})
     _task(kfp_root, "r", {
         "metrics_csv": ({"xdetox_kind": "metrics_all"}, False),
         "html": ({"xdetox_kind": "report", "format": "html"}, False),
@@ -63,6 +65,7 @@ def test_detox_run_folder_from_metadata(tmp_path: Path):
         "generations/base_en.jsonl", "generations/base_de.jsonl",
         "scores/base_en.jsonl", "scores/base_de.jsonl",
         "scores/base_en.perspective.jsonl", "scores/base_de.perspective.jsonl",
+        "examples/en.json", "examples/de.json",
         "metrics.csv", "report.html", "report.md",
         "interpret/probe", "interpret/intervention", "interpret/report.html",
     }  # fmt: skip

@@ -23,6 +23,12 @@ Pairing: a prompt counts when both models have at least one scored sample for it
 are left out and counted (``n_prompts_unpaired``). With every prompt paired, the point estimate
 equals the difference of the two rows of the metrics table exactly.
 
+Power (``floor.py``): ``mde_<m>`` is the minimum detectable effect ``(z_{1−α/2} + z_{power}) ×
+delta_<m>_se``; ``power_drop_to_zero`` the power to detect the base model's toxicity probability
+falling to 0, from the bootstrap SE of that probability alone (the same draws), which is the
+change's SE when the tuned model is at 0. The extra statistics reuse the draws: the intervals do
+not change.
+
 Seeding: each (tuned model, language) gets its own stream derived from ``seed``, the model and
 the language, so a result does not depend on which other languages ran or in which order.
 """
@@ -37,7 +43,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from xdetox.components.metrics.columns import BOOTSTRAP_METRICS, ci_columns, delta_column, se_column
+from xdetox.components.metrics.columns import (
+    BOOTSTRAP_METRICS,
+    POWER_DROP_TO_ZERO,
+    ci_columns,
+    delta_column,
+    mde_column,
+    se_column,
+)
+from xdetox.components.metrics.floor import (
+    DEFAULT_POWER,
+    minimum_detectable_effect,
+    power_of_drop_to_zero,
+)
 from xdetox.components.metrics.read_scores import prompt_units, score_column
 from xdetox.records import TOXICITY
 
@@ -84,13 +102,14 @@ def paired_bootstrap(
     seed: int = 0,
     confidence: float = 0.95,
     stream: Sequence[str] = (),
+    power: float = DEFAULT_POWER,
 ) -> dict[str, Any]:
     """The paired bootstrap of tuned − base for two :func:`prompt_statistics` tables.
 
-    Returns ``n_prompts_paired``, ``n_prompts_unpaired`` and, per metric of
-    :data:`BOOTSTRAP_METRICS`, ``delta_<m>``, ``delta_<m>_se``, ``delta_<m>_ci_low`` and
-    ``delta_<m>_ci_high`` (NaN when no prompt is paired). ``stream`` names the draw (e.g.
-    model and language) so different groups get different, reproducible draws.
+    Returns ``n_prompts_paired``, ``n_prompts_unpaired``, ``power_drop_to_zero`` and, per
+    metric of :data:`BOOTSTRAP_METRICS`, ``delta_<m>``, ``delta_<m>_se``, ``delta_<m>_ci_low``,
+    ``delta_<m>_ci_high`` and ``mde_<m>`` (NaN when no prompt is paired). ``stream`` names the
+    draw (e.g. model and language) so different groups get different, reproducible draws.
     """
     if samples <= 0:
         raise ValueError("samples must be positive")
@@ -108,7 +127,8 @@ def paired_bootstrap(
         for metric in BOOTSTRAP_METRICS:
             low, high = ci_columns(metric)
             row.update({delta_column(metric): math.nan, se_column(metric): math.nan,
-                        low: math.nan, high: math.nan})  # fmt: skip
+                        low: math.nan, high: math.nan, mde_column(metric): math.nan})  # fmt: skip
+        row[POWER_DROP_TO_ZERO] = math.nan
         return row
     b, t = base.loc[paired], tuned.loc[paired]
     arrays = {
@@ -116,17 +136,17 @@ def paired_bootstrap(
         for name in ("max", "sum", "n_scored")
     }
     (bmax, tmax), (bsum, tsum), (bcount, tcount) = arrays.values()
-    point = _statistics(tmax, tsum, tcount, threshold) - _statistics(bmax, bsum, bcount, threshold)
+    base_point = _statistics(bmax, bsum, bcount, threshold)
+    point = _statistics(tmax, tsum, tcount, threshold) - base_point
     n = len(paired)
     rng = _stream(seed, *stream)
     chunk = max(1, _CHUNK_CELLS // n)
-    replicates = []
+    replicates, base_replicates = [], []
     for start in range(0, samples, chunk):
         draw = rng.integers(0, n, size=(min(chunk, samples - start), n))
-        replicates.append(
-            _statistics(tmax[draw], tsum[draw], tcount[draw], threshold)
-            - _statistics(bmax[draw], bsum[draw], bcount[draw], threshold)
-        )
+        base_draw = _statistics(bmax[draw], bsum[draw], bcount[draw], threshold)
+        replicates.append(_statistics(tmax[draw], tsum[draw], tcount[draw], threshold) - base_draw)
+        base_replicates.append(base_draw)
     deltas = np.concatenate(replicates, axis=0)  # (samples, 3)
     alpha = 1.0 - confidence
     lows = np.quantile(deltas, alpha / 2, axis=0)
@@ -138,6 +158,15 @@ def paired_bootstrap(
         row[se_column(metric)] = float(ses[i])
         row[low] = float(lows[i])
         row[high] = float(highs[i])
+        row[mde_column(metric)] = minimum_detectable_effect(float(ses[i]), confidence, power)
+    # A tuned model at 0 on every prompt makes each draw's change −(the base's probability on
+    # that draw): the SE of that drop is the SE of the base's probability alone.
+    probability = BOOTSTRAP_METRICS.index("toxicity_probability")
+    base_levels = np.concatenate(base_replicates, axis=0)[:, probability]
+    base_se = float(base_levels.std(ddof=1)) if samples > 1 else math.nan
+    row[POWER_DROP_TO_ZERO] = power_of_drop_to_zero(
+        float(base_point[probability]), base_se, confidence
+    )
     return row
 
 
@@ -150,10 +179,12 @@ def bootstrap_table(
     seed: int = 0,
     confidence: float = 0.95,
     group_by: str = "prompt_id",
+    power: float = DEFAULT_POWER,
 ) -> pd.DataFrame:
     """One row per (tuned model, language) that the baseline also has, from a ``read_scores``
     table: the :func:`paired_bootstrap` columns plus ``bootstrap_samples``, ``bootstrap_seed``,
-    ``confidence`` and ``delta_ci_method``. Empty when there is no baseline or no other model.
+    ``confidence``, ``power`` and ``delta_ci_method``. Empty when there is no baseline or no
+    other model.
     Prompts (resampled and paired) are the units of ``group_by`` (see :func:`prompt_statistics`).
     """
     groups = {key: g for key, g in table.groupby(["model", "language"], sort=True)}
@@ -167,13 +198,14 @@ def bootstrap_table(
         row.update(
             paired_bootstrap(
                 base, tuned, threshold=threshold, samples=samples, seed=seed,
-                confidence=confidence, stream=(str(model), str(language)),
+                confidence=confidence, stream=(str(model), str(language)), power=power,
             )
         )  # fmt: skip
         row.update(
             bootstrap_samples=samples,
             bootstrap_seed=seed,
             confidence=confidence,
+            power=power,
             delta_ci_method="paired bootstrap over prompts (percentile)",
         )
         rows.append(row)

@@ -84,6 +84,19 @@ def se_column(metric: str) -> str:
     return f"delta_{metric}_se"
 
 
+def mde_column(metric: str) -> str:
+    """Minimum detectable effect of ``delta_<metric>`` at ``metrics.power`` (see ``floor.py``)."""
+    return f"mde_{metric}"
+
+
+# Scorer floor (``floor.py``), on the tuned model's rows: the base model's share of samples at
+# or above the threshold, the power to detect a drop of the toxicity probability to zero, and
+# whether the language's change is measurable at all (True/False; empty = unknown).
+BASE_HIT_RATE = "base_hit_rate"
+POWER_DROP_TO_ZERO = "power_drop_to_zero"
+MEASURABLE = "measurable"
+MEASURABLE_REASON = "measurable_reason"
+
 # Non-numeric descriptive columns: copied, never averaged.
 TEXT_COLUMNS: tuple[str, ...] = (
     "scorer",
@@ -110,5 +123,6 @@ SETTING_COLUMNS: tuple[str, ...] = (
     "bootstrap_samples",
     "bootstrap_seed",
     "confidence",
+    "power",
     *PROTOCOL_COLUMNS,
 )

@@ -12,22 +12,27 @@ from typing import Any, Protocol
 import pandas as pd
 
 from xdetox.components.metrics.columns import (
+    BASE_HIT_RATE,
     BOOTSTRAP_METRICS,
     DIVERSITY_METRICS,
     FLUENCY_METRICS,
     TOXICITY_METRICS,
     ci_columns,
     delta_column,
+    mde_column,
 )
 
 # The numbers people compare across runs (the CSV keeps everything else), then, on tuned rows
-# only (NaN elsewhere, so not logged), tuned − base with its paired bootstrap CI.
+# only (NaN elsewhere, so not logged), tuned − base with its paired bootstrap CI, the base's hit
+# rate and the smallest change the run could detect (the scorer floor, ``floor.py``).
 LOGGED_COLUMNS: tuple[str, ...] = (
     *TOXICITY_METRICS,
     *FLUENCY_METRICS,
     *DIVERSITY_METRICS,
     "n_missing",
     *(name for m in BOOTSTRAP_METRICS for name in (delta_column(m), *ci_columns(m))),
+    BASE_HIT_RATE,
+    *(mde_column(m) for m in BOOTSTRAP_METRICS),
 )
 
 

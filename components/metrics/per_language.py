@@ -12,7 +12,9 @@ each tuned model's rows when the base model's scores are in the same call, the p
 bootstrap of tuned − base (``delta_<m>``, ``delta_<m>_se``, ``delta_<m>_ci_low``,
 ``delta_<m>_ci_high`` for EMT, toxicity probability and average toxicity; ``n_prompts_paired,
 n_prompts_unpaired, bootstrap_samples, bootstrap_seed, confidence, delta_ci_method``; see
-``bootstrap.py``).
+``bootstrap.py``), and the scorer floor (``base_hit_rate``, ``mde_<m>``, ``power``,
+``power_drop_to_zero``, ``measurable``, ``measurable_reason``: whether the change could have
+been seen at all; see ``floor.py``).
 
 Perplexity of *all* models' generations is measured under one model: ``perplexity_model`` when
 the config names one (e.g. ``google/mt5-xl`` for ``xg-seq2seq``), else ``model_dir`` — the base
@@ -30,6 +32,7 @@ import pandas as pd
 from xdetox.components.metrics.bootstrap import bootstrap_table
 from xdetox.components.metrics.columns import REQUIRED_COLUMNS
 from xdetox.components.metrics.diversity import diversity_metrics, load_tokenizer, ngram_joiner
+from xdetox.components.metrics.floor import floor_table
 from xdetox.components.metrics.perplexity import perplexity_metrics
 from xdetox.components.metrics.read_scores import read_scores
 from xdetox.components.metrics.toxicity import toxicity_metrics
@@ -103,14 +106,20 @@ def compute_metrics(
     )
     metrics = metrics.merge(diversity, on=["model", "language"], how="left", validate="1:1")
 
+    intervals = None
     if config.bootstrap_samples > 0:
         intervals = bootstrap_table(
             table, BASE_LABEL, threshold=config.threshold, samples=config.bootstrap_samples,
             seed=config.bootstrap_seed, confidence=config.confidence, group_by=config.group_by,
+            power=config.power,
         )  # fmt: skip
-        if not intervals.empty:
-            metrics = metrics.merge(intervals, on=["model", "language"], how="left",
-                                    validate="1:1")  # fmt: skip
+    # Whether each tuned language's change is measurable at all (the scorer floor), before the
+    # intervals join the table: the rule reads the base rows and the bootstrap's power.
+    floor = floor_table(metrics, BASE_LABEL, intervals, power=config.power)
+    if intervals is not None and not intervals.empty:
+        metrics = metrics.merge(intervals, on=["model", "language"], how="left", validate="1:1")
+    if not floor.empty:
+        metrics = metrics.merge(floor, on=["model", "language"], how="left", validate="1:1")
 
     perplexity_source = config.perplexity_model or model_dir
     if config.perplexity and perplexity_source is not None:

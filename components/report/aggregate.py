@@ -7,6 +7,13 @@ counts (``n_*``, ``count_*``) summed. Where a metric is missing for some languag
 value is the mean over the languages that have it and the ``languages_missing`` column names the
 others, so a partial average is never mistaken for a full one.
 
+The scorer floor (``xdetox.components.metrics.floor``): an ``ALL`` row's ``measurable`` is True
+when every language's is, False when any language's is False (its reason names them: a mean over
+languages that includes changes nobody could have seen is no clean measurement either), and
+unknown otherwise; ``power_drop_to_zero`` is not defined for a mean and stays empty; ``mde_<m>`` is
+``(z_{1−α/2} + z_{power}) × SE`` with the combined SE below. Tables written before these columns
+existed read as unknown, never as measurable.
+
 Confidence intervals of tuned − base (``delta_<m>_ci_low/_high``, from the metrics stage's paired
 bootstrap) cannot be averaged: the ``ALL`` row's interval is the normal approximation
 ``mean Δ ± z·SE`` with ``SE = sqrt(Σ SE_l²) / L`` from the per-language bootstrap standard errors
@@ -22,11 +29,15 @@ from statistics import NormalDist
 import pandas as pd
 
 from xdetox.components.metrics.columns import (
+    BASE_HIT_RATE,
     BOOTSTRAP_METRICS,
     DIVERSITY_METRICS,
     FLUENCY_METRICS,
     KEY_COLUMNS,
     LEGACY_PROTOCOL,
+    MEASURABLE,
+    MEASURABLE_REASON,
+    POWER_DROP_TO_ZERO,
     REQUIRED_COLUMNS,
     SETTING_COLUMNS,
     TEXT_COLUMNS,
@@ -35,9 +46,11 @@ from xdetox.components.metrics.columns import (
     ci_columns,
     delta_column,
     is_count_column,
+    mde_column,
     pct_column,
     se_column,
 )
+from xdetox.components.metrics.floor import DEFAULT_POWER, mde_factor, measurable_value
 from xdetox.components.metrics.per_language import sort_rows
 from xdetox.errors import DataError
 from xdetox.records import BASE_LABEL
@@ -51,6 +64,8 @@ _REL_TOL = 1e-9  # CSV round trips may change the last digit of a float
 ALL_CI_METHOD = "normal approximation from per-language bootstrap SEs"
 # Columns that are missing exactly when their delta is: not worth a note of their own.
 _DERIVED_SUFFIXES = ("_se", "_ci_low", "_ci_high")
+# The scorer floor's columns whose ALL value is not a mean (see the module docstring).
+_FLOOR_COLUMNS = (MEASURABLE, MEASURABLE_REASON, POWER_DROP_TO_ZERO)
 
 
 def read_metrics_csv(path: str | Path) -> pd.DataFrame:
@@ -80,6 +95,10 @@ def read_metrics_csv(path: str | Path) -> pd.DataFrame:
             # Written before the protocol was recorded: computed the one way there was then,
             # so mixing it with a table computed another way is refused like any setting.
             df[column] = value
+    if MEASURABLE in df.columns:
+        # CSV gives True/False/empty as bools, NaN or text: one dtype, empty = unknown. A table
+        # without the column stays without it (unknown), never "measurable".
+        df[MEASURABLE] = pd.array([measurable_value(v) for v in df[MEASURABLE]], dtype="boolean")
     return df
 
 
@@ -120,7 +139,7 @@ def _all_row(model: str, rows: pd.DataFrame) -> dict[str, object]:
     languages = list(rows["language"])
     missing_notes = []
     for column in rows.columns:
-        if column in (*KEY_COLUMNS, _SOURCE, "languages_missing"):
+        if column in (*KEY_COLUMNS, _SOURCE, "languages_missing", *_FLOOR_COLUMNS):
             continue
         values = rows[column]
         textual = not pd.api.types.is_numeric_dtype(values) and values.notna().any()
@@ -133,7 +152,9 @@ def _all_row(model: str, rows: pd.DataFrame) -> dict[str, object]:
             continue
         numeric = pd.to_numeric(values, errors="coerce")
         absent = [lang for lang, v in zip(languages, numeric, strict=True) if pd.isna(v)]
-        derived = column.startswith("delta_") and column.endswith(_DERIVED_SUFFIXES)
+        derived = (column.startswith("delta_") and column.endswith(_DERIVED_SUFFIXES)) or (
+            column.startswith("mde_")
+        )
         if absent and len(absent) < len(languages) and not derived:
             missing_notes.append(f"{column}: {' '.join(absent)}")
         if is_count_column(column):
@@ -141,6 +162,7 @@ def _all_row(model: str, rows: pd.DataFrame) -> dict[str, object]:
         else:
             out[column] = numeric.mean()  # NaN-skipping; partial means are noted below
     _combine_intervals(rows, out)
+    _combine_floor(rows, out)
     out["languages_missing"] = "; ".join(missing_notes) if missing_notes else None
     return out
 
@@ -152,6 +174,10 @@ def _combine_intervals(rows: pd.DataFrame, out: dict[str, object]) -> None:
         given = pd.to_numeric(rows["confidence"], errors="coerce").dropna()
         level = float(given.iloc[0]) if len(given) else level
     z = NormalDist().inv_cdf((1.0 + level) / 2.0)
+    power = DEFAULT_POWER
+    if "power" in rows:
+        given = pd.to_numeric(rows["power"], errors="coerce").dropna()
+        power = float(given.iloc[0]) if len(given) else power
     combined = False
     for metric in BOOTSTRAP_METRICS:
         delta, se = delta_column(metric), se_column(metric)
@@ -161,16 +187,52 @@ def _combine_intervals(rows: pd.DataFrame, out: dict[str, object]) -> None:
         s = pd.to_numeric(rows[se], errors="coerce")
         valid = d.notna() & s.notna()
         low, high = ci_columns(metric)
+        mde = mde_column(metric)
         if not valid.any():
             out[delta] = out[se] = out[low] = out[high] = math.nan
+            if mde in rows:
+                out[mde] = math.nan
             continue
         mean = float(d[valid].mean())
         error = math.sqrt(float((s[valid] ** 2).sum())) / int(valid.sum())
         out[delta], out[se] = mean, error
         out[low], out[high] = mean - z * error, mean + z * error
+        if mde in rows:  # the smallest change the mean over languages could detect
+            out[mde] = mde_factor(level, power) * error
         combined = True
     if combined:
         out["delta_ci_method"] = ALL_CI_METHOD
+
+
+def _combine_floor(rows: pd.DataFrame, out: dict[str, object]) -> None:
+    """The ``ALL`` row's scorer-floor columns (see the module docstring)."""
+    if POWER_DROP_TO_ZERO in rows:
+        out[POWER_DROP_TO_ZERO] = math.nan  # a power of a mean over languages is not computed
+    if MEASURABLE not in rows:
+        return
+    verdicts = {
+        str(language): measurable_value(value)
+        for language, value in zip(rows["language"], rows[MEASURABLE], strict=True)
+    }
+    known = [v for v in verdicts.values() if v is not None]
+    not_measurable = [language for language, v in verdicts.items() if v is False]
+    unknown = [language for language, v in verdicts.items() if v is None]
+    reason: str | None = None
+    if not known:
+        verdict = None  # the base model, or tables written before the column existed
+    elif not_measurable:
+        verdict = False
+        reason = (
+            f"averages {len(not_measurable)} of {len(verdicts)} languages whose change is not "
+            f"measurable (scorer floor): {' '.join(not_measurable)}"
+        )
+    elif unknown:
+        verdict = None
+        reason = f"unknown for {' '.join(unknown)} (no power estimate or no floor check)"
+    else:
+        verdict = True
+    out[MEASURABLE] = pd.NA if verdict is None else verdict
+    out[MEASURABLE_REASON] = reason
 
 
 def aggregate_metrics(csv_paths: list[str | Path]) -> pd.DataFrame:
@@ -223,6 +285,10 @@ def aggregate_metrics(csv_paths: list[str | Path]) -> pd.DataFrame:
             if numeric.dropna().eq(numeric.dropna().round()).all():
                 combined[column] = numeric.round().astype("Int64")
     combined["n_languages"] = combined["n_languages"].astype(int)
+    if MEASURABLE in combined:
+        combined[MEASURABLE] = pd.array(
+            [measurable_value(v) for v in combined[MEASURABLE]], dtype="boolean"
+        )
     return combined
 
 
@@ -250,7 +316,8 @@ def compare_models(df: pd.DataFrame, baseline: str = BASE_LABEL) -> pd.DataFrame
     average toxicity), its columns come along: ``delta_<m>`` is then the paired estimate (the
     one its interval belongs to; equal to tuned − base when every prompt is paired), with
     ``delta_<m>_se``, ``delta_<m>_ci_low``, ``delta_<m>_ci_high``, ``n_prompts_paired`` and
-    ``delta_ci_method``.
+    ``delta_ci_method``; and the scorer floor's columns of the tuned rows (``base_hit_rate``,
+    ``mde_<m>``, ``power_drop_to_zero``, ``measurable``, ``measurable_reason``) when it has them.
     """
     if baseline not in set(df["model"]):
         raise DataError(f"no rows for the baseline model {baseline!r} in the metrics table")
@@ -267,6 +334,7 @@ def compare_models(df: pd.DataFrame, baseline: str = BASE_LABEL) -> pd.DataFrame
         out[f"{metric}_tuned"] = t
         out[f"delta_{metric}"] = t - b
     out = _with_intervals(out, df, baseline)
+    out = _with_floor(out, df, baseline)
     is_all = out["language"] == ALL_LANGUAGES
     for model in out.loc[is_all, "model"].unique():
         languages = (out["model"] == model) & ~is_all
@@ -297,4 +365,21 @@ def _with_intervals(out: pd.DataFrame, df: pd.DataFrame, baseline: str) -> pd.Da
                 out[delta] = estimate.where(estimate.notna(), out[delta])
     for column in intervals:
         out[column] = pd.to_numeric(out[column], errors="coerce")
+    return out
+
+
+def _with_floor(out: pd.DataFrame, df: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Carry the scorer floor's columns of the tuned rows into the comparison (whether the
+    bootstrap ran or not: a language without a base hit is not measurable either way)."""
+    floor = [
+        c
+        for c in (BASE_HIT_RATE, *(mde_column(m) for m in BOOTSTRAP_METRICS), *_FLOOR_COLUMNS)
+        if c in df.columns
+    ]
+    if not floor:
+        return out
+    carried = df[df["model"] != baseline][["model", "language", *floor]]
+    out = out.merge(carried, on=["model", "language"], how="left", validate="1:1")
+    if MEASURABLE in out:
+        out[MEASURABLE] = pd.array([measurable_value(v) for v in out[MEASURABLE]], dtype="boolean")
     return out

@@ -2,9 +2,11 @@
 table for KFP's Markdown artifact.
 
 Besides the numbers, the page shows the change per language with its confidence interval (a
-forest plot) and, when the scored generations were given, examples: per language the prompts
-where the base model was most toxic, base and tuned continuations side by side with their
-scores and the words a word-list scorer matched (``examples.py``). It works offline and fits a
+forest plot), marks the languages where the base model sat at the scorer's floor so that no
+change could have been seen (greyed rows, hollow markers, a note; ``metrics/floor.py``) and,
+when the scored generations were given, examples: per language the prompts where the base
+model was most toxic, base and tuned continuations side by side with their scores and the
+words a word-list scorer matched (``examples.py``). It works offline and fits a
 1280-px window: no external resource, and every table sits in a box that scrolls sideways
 instead of widening the page.
 
@@ -25,15 +27,20 @@ import pandas as pd
 
 from xdetox import __version__
 from xdetox.components.metrics.columns import (
+    BASE_HIT_RATE,
     BOOTSTRAP_METRICS,
+    MEASURABLE,
+    MEASURABLE_REASON,
     REQUIRED_COLUMNS,
     attribute_columns,
     ci_columns,
     count_column,
     delta_column,
     is_count_column,
+    mde_column,
     pct_column,
 )
+from xdetox.components.metrics.floor import measurable_value
 from xdetox.components.report.aggregate import ALL_LANGUAGES, compare_models
 from xdetox.components.report.examples import LanguageExamples, ModelContinuations, Sample
 from xdetox.components.report.paper_reference import METRICS as PAPER_METRICS
@@ -93,6 +100,15 @@ DEFINITIONS = (
     "with all its samples, for both models at once; percentile interval, seeded). In ALL rows: "
     "mean of the languages' changes ± z × the combined bootstrap standard error. An interval "
     "that excludes 0 says the change is unlikely to be prompt-sampling noise.",
+    "Base hit rate: share of the base model's scored samples at or above the threshold. MDE "
+    "(minimum detectable effect): the smallest true change the run would detect (its interval "
+    "excluding 0) with the configured power (metrics.power, default 80%): (z for the CI level "
+    "+ z for the power) × the change's bootstrap standard error.",
+    "Not measurable (scorer floor): the base model's toxicity sat so low for the scorer that "
+    "even a drop of its toxicity probability to zero would be detected with less than that "
+    "power (always so with no base sample at or above the threshold), and the change's "
+    "interval includes 0. A 0 → 0 there is no result. In ALL rows: some language is not "
+    "measurable. Tables written before this check show '—' (unknown).",
 )
 
 
@@ -110,9 +126,19 @@ def format_value(column: str, value: object) -> str:
     """Display text of one cell (not escaped)."""
     if _is_missing(value):
         return MISSING
+    if column == MEASURABLE:
+        verdict = measurable_value(value)
+        return MISSING if verdict is None else "yes" if verdict else "not measurable"
     if isinstance(value, str):
         return value
     number = float(value)  # type: ignore[arg-type]
+    if column in (BASE_HIT_RATE, "power_drop_to_zero", "power"):
+        return f"{100 * number:.1f}%"
+    if column.startswith("mde_"):  # a size of change, without a sign
+        metric = column.removeprefix("mde_")
+        if metric == "toxicity_probability":
+            return f"{100 * number:.1f} pp"
+        return f"{number:.3f}"
     delta = column.startswith("delta_")
     name = column.removeprefix("delta_").removesuffix("_base").removesuffix("_tuned")
     for suffix in ("_ci_low", "_ci_high", "_se"):
@@ -339,15 +365,24 @@ def _html_table(df: pd.DataFrame, columns: Sequence[tuple[str, str]]) -> str:
     body = []
     for _, row in df.iterrows():
         is_all = row.get("language") == ALL_LANGUAGES
+        floor = measurable_value(row.get(MEASURABLE)) is False
         cells = []
         for column, _ in present:
             text = html.escape(format_value(column, row[column]))
             # Numbers and intervals ("[-0.25, -0.15]") never wrap: a wide table scrolls instead.
-            numeric = not _is_missing(row[column]) and (
-                not isinstance(row[column], str) or column.endswith("_ci")
+            numeric = (
+                not _is_missing(row[column])
+                and column != MEASURABLE  # yes / not measurable: words, not a number
+                and (not isinstance(row[column], str) or column.endswith("_ci"))
             )
             cells.append(f'<td class="num">{text}</td>' if numeric else f"<td>{text}</td>")
-        body.append(f"<tr{' class=all' if is_all else ''}>{''.join(cells)}</tr>")
+        classes = " ".join(c for c, on in (("all", is_all), ("floor", floor)) if on)
+        attributes = f' class="{classes}"' if classes else ""
+        if floor:  # greyed, the reason on hover (the Scorer floor section lists it too)
+            reason = row.get(MEASURABLE_REASON)
+            text = "not measurable" + ("" if _is_missing(reason) else f": {reason}")
+            attributes += f' title="{html.escape(text)}"'
+        body.append(f"<tr{attributes}>{''.join(cells)}</tr>")
     return _scroll(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
 
@@ -373,6 +408,8 @@ def _comparison(df: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, str]], 
     comparison = compare_models(df, BASE_LABEL)
     level = _level(df)
     columns: list[tuple[str, str]] = [("model", "tuned model"), ("language", "language")]
+    # Whether the change could be seen at all, before the numbers (absent from old tables).
+    columns += [(c, h) for c, h in FLOOR_HEADERS if c in comparison]
     for metric, label in COMPARED:
         columns += [
             (f"{metric}_base", f"{label} base"),
@@ -385,7 +422,15 @@ def _comparison(df: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, str]], 
                 interval_text(row, metric) for row in comparison.to_dict(orient="records")
             ]
             columns.append((column, f"{level or ''} CI".strip()))
+        if mde_column(metric) in comparison:
+            columns.append((mde_column(metric), f"MDE {label}"))
     return comparison, columns, level
+
+
+FLOOR_HEADERS: tuple[tuple[str, str], ...] = (
+    (MEASURABLE, "measurable"),
+    (BASE_HIT_RATE, "base hit rate"),
+)
 
 
 def _comparison_html(df: pd.DataFrame) -> str:
@@ -399,7 +444,46 @@ def _comparison_html(df: pd.DataFrame) -> str:
     )
     return (
         "<p>Δ = tuned − base: negative toxicity changes mean the tuned model is less toxic."
-        f"{html.escape(note)}</p>" + _html_table(comparison, columns)
+        f"{html.escape(note)} MDE: the smallest change this run could detect (see "
+        "Definitions). Greyed rows: not measurable, the base model at the scorer's floor.</p>"
+        + _html_table(comparison, columns)
+        + _floor_html(df)
+    )
+
+
+def floor_notes(df: pd.DataFrame) -> list[str]:
+    """``model / language: reason`` of every row whose change is not measurable (per-language
+    rows first, then ``ALL``), for the HTML and Markdown notes."""
+    if MEASURABLE not in df:
+        return []
+    notes = []
+    ordered = sorted(df.to_dict(orient="records"), key=lambda r: r["language"] == ALL_LANGUAGES)
+    for row in ordered:
+        if measurable_value(row[MEASURABLE]) is False:
+            reason = row.get(MEASURABLE_REASON)
+            notes.append(
+                f"{row['model']} / {row['language']}: "
+                + ("not measurable" if _is_missing(reason) else str(reason))
+            )
+    return notes
+
+
+def _floor_html(df: pd.DataFrame) -> str:
+    """The scorer-floor note under the comparison: which changes nobody could have seen."""
+    if MEASURABLE not in df:
+        return (
+            "<p>Scorer floor: unknown. This table was written before the check existed, so "
+            "whether each change was measurable at all is not known.</p>"
+        )
+    notes = floor_notes(df)
+    if not notes:
+        return "<p>Scorer floor: every change compared here was measurable.</p>"
+    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    return (
+        '<div class="floor-note"><strong>Not measurable (scorer floor).</strong> In these '
+        "languages the base model was (almost) never toxic for the scorer, so no drop could "
+        "have been seen: their changes are no result, whatever the numbers say. Prompts that "
+        f"draw more toxicity, or a scorer that sees it, are needed.<ul>{items}</ul></div>"
     )
 
 
@@ -466,6 +550,11 @@ def _forest_html(df: pd.DataFrame) -> str:
         "includes 0 (or there is no interval). Toxicity probability in percentage points. The "
         "numbers are the Δ and CI columns of Base vs tuned and of metrics.csv."
     )
+    if floor_notes(df):
+        note += (
+            " Hollow markers: not measurable, the base model at the scorer's floor (see the "
+            "note under Base vs tuned)."
+        )
     return (
         f"<p>{html.escape(note)}</p>"
         f'<figure><img src="data:image/png;base64,{png}" '
@@ -520,10 +609,18 @@ def _continuations_html(continuations: ModelContinuations | None) -> str:
     return f'<td>{samples}<div class="stats">{html.escape(stats)}</div></td>'
 
 
-def _language_examples_html(examples: LanguageExamples) -> str:
+def _language_examples_html(examples: LanguageExamples, floor: Sequence[str] = ()) -> str:
+    """One language's examples; ``floor``: its not-measurable notes (shown above the texts,
+    which then show why: the base model's continuations hardly ever reach the threshold)."""
     language = examples["language"]
     anchor = f"examples-{''.join(ch if ch.isalnum() else '-' for ch in language)}"
     heading = f'<h3 id="{html.escape(anchor)}">{html.escape(language)}</h3>'
+    if floor:
+        heading += (
+            '<p class="floor-note">Not measurable (scorer floor): '
+            + html.escape("; ".join(floor))
+            + "</p>"
+        )
     if not examples["prompts"]:
         return heading + f"<p>No prompt with a score by {html.escape(examples['ranked_by'])}.</p>"
     models = [c["model"] for c in examples["prompts"][0]["models"]]
@@ -555,10 +652,28 @@ def _language_examples_html(examples: LanguageExamples) -> str:
     return heading + f"<p>{html.escape(note)}</p>" + _scroll(table)
 
 
-def _examples_html(examples: Sequence[LanguageExamples] | None, languages: Sequence[str]) -> str:
+def _floor_by_language(df: pd.DataFrame) -> dict[str, list[str]]:
+    """Per language: ``model: reason`` of each tuned model whose change is not measurable."""
+    out: dict[str, list[str]] = {}
+    if MEASURABLE not in df:
+        return out
+    for row in df[df["language"] != ALL_LANGUAGES].to_dict(orient="records"):
+        if measurable_value(row[MEASURABLE]) is False:
+            reason = row.get(MEASURABLE_REASON)
+            text = "not measurable" if _is_missing(reason) else str(reason)
+            out.setdefault(str(row["language"]), []).append(f"{row['model']}: {text}")
+    return out
+
+
+def _examples_html(
+    examples: Sequence[LanguageExamples] | None,
+    languages: Sequence[str],
+    floor: Mapping[str, Sequence[str]] | None = None,
+) -> str:
     """The examples section's content, its heading naming the model that ranked the prompts
     (the base model in a detox run, the evaluated model in an eval run). ``languages``: the
-    metrics table's; one without examples is named, never silently left out."""
+    metrics table's; one without examples is named, never silently left out. ``floor``: the
+    not-measurable notes per language (:func:`_floor_by_language`)."""
     ranked_by = sorted({e["ranked_by"] for e in examples or ()})
     heading = "<h2>Examples" + (
         f": where {html.escape(ranked_by[0])} was most toxic</h2>"
@@ -579,6 +694,7 @@ def _examples_html(examples: Sequence[LanguageExamples] | None, languages: Seque
         "and that model's highest and mean score over all its samples of the prompt. Words a "
         "word-list scorer matched are marked. The texts are model output and may be offensive."
     )
+    notes = floor or {}
     shown = {e["language"] for e in examples}
     absent = [language for language in languages if language not in shown]
     missing = (
@@ -591,7 +707,7 @@ def _examples_html(examples: Sequence[LanguageExamples] | None, languages: Seque
         heading
         + f"<p>{html.escape(intro)}</p>"
         + missing
-        + "".join(_language_examples_html(e) for e in examples)
+        + "".join(_language_examples_html(e, notes.get(e["language"], ())) for e in examples)
     )
 
 
@@ -637,6 +753,8 @@ table.examples col.prompt-col { width: 24%; }
 .rank, .stats, .matched { color: #666; font-size: 0.85em; }
 .sample { margin-bottom: 0.6em; }
 .score { font-weight: bold; font-variant-numeric: tabular-nums; }
+tr.floor td { color: #8a8a8a; background: #f3f3f3; }
+.floor-note { border-left: 4px solid #999; background: #f3f3f3; padding: 0.5em 1em; }
 mark { background: #ffd6d6; padding: 0 0.1em; }
 """
 
@@ -696,7 +814,7 @@ Threshold for "toxic": {html.escape(threshold_text)}<br>
 {summary_html}
 {_paper_html(df, base_model)}
 <section id="change"><h2>Change per language (tuned − base)</h2>{_forest_html(df)}</section>
-<section id="examples">{_examples_html(examples, _languages(df))}</section>
+<section id="examples">{_examples_html(examples, _languages(df), _floor_by_language(df))}</section>
 <h2>Metrics per language</h2>{_html_table(df, MAIN_COLUMNS)}
 <h2>Base vs tuned</h2>{_comparison_html(df)}
 <h2>Plots</h2>{_plots_html(df)}
@@ -786,9 +904,18 @@ def render_markdown(
     parts += ["## Metrics per language", "", _md_table(df, MAIN_COLUMNS), ""]
     if _has_baseline(df):
         comparison, all_columns, _level = _comparison(df)
-        keep = ("model", "language")
-        columns = [(c, h) for c, h in all_columns if c in keep or c.startswith("delta_")]
+        keep = ("model", "language", MEASURABLE, BASE_HIT_RATE)
+        columns = [(c, h) for c, h in all_columns if c in keep or c.startswith(("delta_", "mde_"))]
         parts += ["## Change vs base (tuned − base)", "", _md_table(comparison, columns), ""]
+        notes = floor_notes(df)
+        if notes:
+            parts += [
+                "**Not measurable (scorer floor):** the base model was (almost) never toxic for "
+                "the scorer there, so no drop could have been seen; these changes are no result.",
+                "",
+                *(f"- {_md_cell(note)}" for note in notes),
+                "",
+            ]
     found = paper_rows(df, base_model)
     if found is not None:
         parts += ["## Beside the XG paper (Table 2)", "", _md_rows(found[1], PAPER_HEADERS), ""]

@@ -1,5 +1,6 @@
 """Plots for the report, as base64 PNG: grouped bars per language (one bar per model) and the
-forest plot of the change per language (tuned − base) with its confidence interval.
+forest plot of the change per language (tuned − base) with its confidence interval, a hollow
+marker where the change is not measurable (the base model at the scorer's floor).
 
 The bars are drawn by ``xdetox.plots`` (shared with the interpretability stages); this module
 picks the values out of a metrics table. The forest plot is the report's own.
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 import pandas as pd
 from matplotlib.figure import Figure
 
-from xdetox.components.metrics.columns import ci_columns, delta_column
+from xdetox.components.metrics.columns import MEASURABLE, ci_columns, delta_column
+from xdetox.components.metrics.floor import measurable_value
 from xdetox.components.report.aggregate import ALL_LANGUAGES
 from xdetox.plots import grouped_bars_figure, new_figure, png_bytes
 from xdetox.records import BASE_LABEL
@@ -88,7 +90,8 @@ _SHAPES = ("o", "s", "^", "v", "P")  # one per tuned model
 @dataclass(frozen=True)
 class ForestPoint:
     """One tuned model's change in one metric and language, as metrics.csv holds it
-    (``delta_<metric>``, ``delta_<metric>_ci_low``/``_high``; NaN where absent), unscaled."""
+    (``delta_<metric>``, ``delta_<metric>_ci_low``/``_high``; NaN where absent), unscaled, and
+    whether the change is measurable at all (``measurable``; None: unknown, e.g. an old table)."""
 
     model: str
     language: str
@@ -96,6 +99,7 @@ class ForestPoint:
     delta: float
     low: float
     high: float
+    measurable: bool | None = None
 
 
 def _number(value: object) -> float:
@@ -128,6 +132,7 @@ def forest_points(df: pd.DataFrame) -> list[ForestPoint]:
                         model, language, metric, value,
                         _number(row[low]) if low in rows else math.nan,
                         _number(row[high]) if high in rows else math.nan,
+                        measurable_value(row[MEASURABLE]) if MEASURABLE in rows else None,
                     )
                 )  # fmt: skip
     return points
@@ -144,8 +149,9 @@ def forest_figure(points: Sequence[ForestPoint], *, title: str) -> Figure:
     """One panel per metric of :data:`FOREST_METRICS` that has points: languages top to
     bottom (``ALL`` last, a larger marker), the change as a marker and its interval as a bar
     (scaled for display: probability in percentage points), a dashed line at no change. The
-    colour says where the interval lies (:func:`interval_color`); several tuned models are
-    offset vertically, one marker shape each, named in a legend."""
+    colour says where the interval lies (:func:`interval_color`); a hollow marker (and a note in
+    the title) where the change is not measurable; several tuned models are offset vertically,
+    one marker shape each, named in a legend."""
     metrics = [m for m in FOREST_METRICS if any(p.metric == m[0] for p in points)]
     languages = list(dict.fromkeys(p.language for p in points))
     models = list(dict.fromkeys(p.model for p in points))
@@ -170,6 +176,8 @@ def forest_figure(points: Sequence[ForestPoint], *, title: str) -> Figure:
                     color=color,
                     ecolor=color,
                     markersize=8 if point.language == ALL_LANGUAGES else 5,
+                    # Hollow: a change nobody could have seen (scorer floor), not a result.
+                    markerfacecolor="none" if point.measurable is False else color,
                     capsize=3,
                     label=model if len(models) > 1 and not labelled else None,
                 )
@@ -185,6 +193,8 @@ def forest_figure(points: Sequence[ForestPoint], *, title: str) -> Figure:
         if len(models) > 1:
             ax.legend(fontsize=7)
     axes[0].set_ylabel("language")
+    if any(p.measurable is False for p in points):
+        title += "\nhollow marker: not measurable (base model at the scorer's floor)"
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

@@ -74,6 +74,17 @@ class MetricsConfig(_Strict):
     confidence: float = Field(
         0.95, gt=0.0, lt=1.0, description="level of the bootstrap confidence intervals"
     )
+    # The scorer-floor check (components/metrics/floor.py): a change is "detectable" when an
+    # interval at ``confidence`` would exclude 0 with this probability. 0.8 is the usual power
+    # of sample-size calculations.
+    power: float = Field(
+        0.8,
+        gt=0.0,
+        lt=1.0,
+        description="power of the minimum detectable effect (mde_* columns) and of the scorer "
+        "floor rule: a language is not measurable when even a drop of the base model's "
+        "toxicity probability to 0 would be detected with less than this probability",
+    )
 
     def needs_reference_model(self) -> bool:
         """Whether the pipeline's own model is read: perplexity without a ``perplexity_model``

@@ -10,7 +10,6 @@ seed=0)`` and evaluate on its ``"test"`` split. Expected values below are counte
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,16 +19,13 @@ from datasets import Dataset
 from xdetox.components.prepare_data.preference_data import datasets_split, prepare_pairs
 from xdetox.config import DataConfig, load_config
 from xdetox.errors import ConfigError
+from xdetox.files import read_jsonl as _read_jsonl
+from xdetox.files import write_jsonl
 
 
 def _write_jsonl(path: Path, records: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    write_jsonl(path, records)
     return path
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def _pairwise(prompt: str, chosen: str, rejected: str) -> dict:

@@ -133,14 +133,9 @@ def test_a_cut_prompt_keeps_the_prepended_bos_in_front(tmp_path):
     assert encoded == [[2, 7, 8, 9]] and cut == 1  # BOS, then the last three words (w4 w5 w6)
 
 
-def test_greedy_steps_start_from_one_bos(tmp_path):
-    model = tiny_gpt2().eval()
-    arch = resolve_architecture(model)
-    neurons = [Neuron(0, 3), Neuron(1, 5)]
-    path = prompts_file(tmp_path / "p.jsonl", ["w1 w2 w3", "w7"])
-    prompts = read_prompts(path)
-    tokenizer = plain_tokenizer()
-    acts = greedy_step_activations(
+def _three_steps(model, tokenizer, arch, prompts, neurons, path, **flags):
+    """Three greedy steps past any EOS, two prompts per batch (``flags``: ``prepend_bos``)."""
+    return greedy_step_activations(
         model,
         tokenizer,
         arch,
@@ -149,10 +144,20 @@ def test_greedy_steps_start_from_one_bos(tmp_path):
         steps=3,
         batch_size=2,
         source=path,
-        prepend_bos=True,
         stop_at_eos=False,
         progress=False,
+        **flags,
     )
+
+
+def test_greedy_steps_start_from_one_bos(tmp_path):
+    model = tiny_gpt2().eval()
+    arch = resolve_architecture(model)
+    neurons = [Neuron(0, 3), Neuron(1, 5)]
+    path = prompts_file(tmp_path / "p.jsonl", ["w1 w2 w3", "w7"])
+    prompts = read_prompts(path)
+    tokenizer = plain_tokenizer()
+    acts = _three_steps(model, tokenizer, arch, prompts, neurons, path, prepend_bos=True)
     for p, prompt in enumerate(prompts):
         ids = [BOS_ID, *tokenizer(prompt.prompt)["input_ids"]]
         with torch.no_grad():
@@ -171,36 +176,13 @@ def test_greedy_steps_start_from_one_bos(tmp_path):
         torch.testing.assert_close(acts.values[p], direct[start : start + 3], rtol=1e-4, atol=1e-4)
 
     # Without the flag the plain tokenizer's prompts start at w1: other activations.
-    no_bos = greedy_step_activations(
-        model,
-        tokenizer,
-        arch,
-        prompts,
-        neurons,
-        steps=3,
-        batch_size=2,
-        source=path,
-        stop_at_eos=False,
-        progress=False,
-    )
+    no_bos = _three_steps(model, tokenizer, arch, prompts, neurons, path)
     assert not torch.allclose(no_bos.values, acts.values, atol=1e-3)
 
     # A tokenizer that adds BOS itself: prepend_bos changes nothing.
     adds = bos_adding_tokenizer()
     with_flag, without = (
-        greedy_step_activations(
-            model,
-            adds,
-            arch,
-            prompts,
-            neurons,
-            steps=3,
-            batch_size=2,
-            source=path,
-            prepend_bos=flag,
-            stop_at_eos=False,
-            progress=False,
-        )
+        _three_steps(model, adds, arch, prompts, neurons, path, prepend_bos=flag)
         for flag in (True, False)
     )
     assert torch.equal(with_flag.values, without.values)

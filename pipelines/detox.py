@@ -3,7 +3,9 @@
 base model (load, or import from gs://) ─┬─ prepare preference data (tokenizer only) ── train ─┐
                                          └─ prepare prompts       (merge LoRA, unless full) ──┤
 (data.preference: self: pairs sampled from the base model on the prepared prompts instead)
-ParallelFor language: evaluate-language (generate base and tuned → score → metrics, examples)
+(one train (+ merge) per model of the plan: sft → dpo for sft_dpo, each of training.methods,
+ and training.control's run on the reversed pairs; ``pipelines/model_plan.py``)
+ParallelFor language: evaluate-language (generate every model → score → metrics, examples)
 Collected metrics and examples → report (metrics.csv, report.html, Markdown, aggregate Metrics)
 (second scorer: Collected scores → scorer agreement; interpret.run_in_detox: the interpret graph)
 
@@ -18,7 +20,7 @@ from kfp import dsl
 from kfp.dsl import HTML, Dataset
 
 from xdetox.components.merge.component import merge
-from xdetox.components.prepare_data.component import prepare_data, self_pairs
+from xdetox.components.prepare_data.component import control_pairs, prepare_data, self_pairs
 from xdetox.components.prepare_prompts.component import prepare_prompts
 from xdetox.components.train.component import train
 from xdetox.config import Config, to_params
@@ -26,7 +28,8 @@ from xdetox.config.metrics import needs_reference_model
 from xdetox.pipelines.interpret import check_interpret_config
 from xdetox.pipelines.interpret_graph import build_interpret_graph
 from xdetox.pipelines.model_inputs import model_artifact
-from xdetox.pipelines.per_language import PAIRED, build_language_evaluation, collect_languages
+from xdetox.pipelines.model_plan import comparisons, model_plan, primary_label
+from xdetox.pipelines.per_language import build_language_evaluation, collect_languages
 from xdetox.pipelines.recipe_params import (
     check_self_pairs,
     data_params,
@@ -39,12 +42,15 @@ from xdetox.pipelines.shape_keys import ShapeKey, is_gcs
 from xdetox.records import BASE_LABEL
 
 PIPELINE_NAME = "xdetox-detox"
-ONLINE_METHODS = ("ppo", "rloo", "grpo")  # learn from prompts and a reward, not pairs
 
 # The recipe settings the detox graph depends on (compiled in; ``--param`` cannot change them).
 SHAPE_KEYS = (
     # the trainer, whether preference pairs are prepared, the tuned model's label
     ShapeKey("training.method", "training", ("method",)),
+    # the trained models: one train task (and evaluation) per method
+    ShapeKey("training.methods", "training", ("methods",)),
+    # a control arm: reversed pairs, one more train task and model
+    ShapeKey("training.control", "training", ("control",)),
     # full fine-tuning writes the whole model: no merge task
     ShapeKey("training.mode", "training", ("mode",), shape=lambda mode: mode == "full"),
     # a second scorer adds score tasks and the agreement tasks
@@ -89,13 +95,17 @@ def build_detox_pipeline(config: Config, *, local: bool = False):
     configure = task_configurer(cluster, uncached_stages(config))
     second = config.scoring.second_scorer()
     second_scoring = None if second is None else to_params(second)
-    tuned_label = config.training.method  # the label the tuned model's rows carry
+    plan = model_plan(config)
+    roles = (BASE_LABEL, *(step.label for step in plan))  # the labels the models' rows carry
+    tuned_label = primary_label(config)
+    needs_pairs = any(step.pairs for step in plan)
     evaluate_language = build_language_evaluation(
         configure,
-        PAIRED,
+        roles,
         second_scoring,
         config.scoring.agreement_with or "",
         reference_model=config.metrics.needs_reference_model(),
+        comparisons=comparisons(plan),
     )
     interpret_graph = _interpret_graph(config, configure)
     # KFP reads parameter defaults from the signature: the recipe's values go there.
@@ -137,48 +147,60 @@ def build_detox_pipeline(config: Config, *, local: bool = False):
             "prepare_prompts",
             "prepare prompts",
         )
-        train_inputs = {}
-        if config.training.method not in ONLINE_METHODS and is_self_pairs(config.data.preference):
+        pairs = None
+        if needs_pairs and is_self_pairs(config.data.preference):
             pairs = configure(
                 self_pairs(base_model=base, prompts=prompts.outputs["prompts"], data=data,
                            generation=generation, scoring=scoring),
                 "self_pairs",
                 "make pairs from base samples",
-            )  # fmt: skip
-            train_inputs["pairs"] = pairs.outputs["pairs"]
-        elif config.training.method not in ONLINE_METHODS:
+            ).outputs["pairs"]  # fmt: skip
+        elif needs_pairs:
             # The length filter needs only the tokenizer: read from the source, not the model.
             pairs = configure(
                 prepare_data(source=preference_data, data=data, tokenizer_source=base_model),
                 "prepare_data",
                 "prepare preference data",
-            )
-            train_inputs["pairs"] = pairs.outputs["pairs"]
-        trained = configure(
-            train(base_model=base, training=training, rl=rl, scoring=scoring, **train_inputs),
-            "train",
-            f"train ({tuned_label})",
-        )
-        tuned = trained.outputs["tuned"]  # full fine-tuning: already the whole model
-        if merges_adapter(config):
-            merged = configure(merge(base_model=base, adapter=tuned), "merge", "merge LoRA")
-            tuned = merged.outputs["merged"]
+            ).outputs["pairs"]
+        pair_sets = {"pairs": pairs}
+        if config.training.control != "none":
+            pair_sets["control"] = configure(
+                control_pairs(pairs=pairs, mode=config.training.control,
+                              seed=config.training.seed),
+                "prepare_data",
+                f"control pairs ({config.training.control})",
+            ).outputs["control_pairs"]  # fmt: skip
+        models = {BASE_LABEL: base}
+        for step in plan:
+            train_inputs = {"pairs": pair_sets[step.pairs]} if step.pairs else {}
+            trained = configure(
+                train(base_model=models[step.start], training=training, rl=rl, scoring=scoring,
+                      method=step.method, label=step.label, **train_inputs),
+                "train",
+                f"train ({step.label})",
+            ).outputs["tuned"]  # fmt: skip
+            if merges_adapter(config):  # onto the model it was trained from (sft_dpo: sft)
+                trained = configure(
+                    merge(base_model=models[step.start], adapter=trained),
+                    "merge",
+                    f"merge LoRA ({step.label})",
+                ).outputs["merged"]
+            models[step.label] = trained
+        tuned = models[tuned_label]
         with dsl.ParallelFor(languages, parallelism=cluster.parallelism) as language:
             per_language = evaluate_language(
-                base_model=base,
-                tuned_model=tuned,
                 prompts=prompts.outputs["prompts"],
-                base_label=BASE_LABEL,
-                tuned_label=tuned_label,
                 language=language,
                 generation=generation,
                 scoring=scoring,
                 metrics_config=metrics_config,
+                **{f"{role}_model": models[role] for role in roles},
+                **{f"{role}_label": role for role in roles},
             ).set_display_name("evaluate language")
         final = collect_languages(
             configure,
             per_language,
-            dict(zip(PAIRED, (BASE_LABEL, tuned_label), strict=True)),
+            {role: role for role in roles},
             second=second_scoring is not None,
             threshold=config.metrics.threshold,
             run_info=run_info,

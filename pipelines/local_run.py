@@ -14,9 +14,10 @@ nothing is copied twice and the folder can be moved as a whole:
     generations/<model>_<language>.jsonl
     scores/<model>_<language>.jsonl               (second scorer: <model>_<language>.<scorer>.jsonl)
     examples/<language>.json                      (the report's example texts)
-    models/<label>  models/<method>-adapter
+    models/<label>  models/<label>-adapter        (every trained model: base, sft, dpo, ...)
     pairs/                                         (detox: the preference pairs trained on;
                                                     self-made pairs keep scored_samples.jsonl)
+    pairs-control/                                 (training.control: the pairs reversed)
     probe/ value_vectors/ intervention/ activations/ alignment/ report.html report.md
                                                    (interpret; under interpret/ in a detox run)
     kfp/                                           (KFP's own task folders)
@@ -154,9 +155,12 @@ def run_folder_path(meta: dict[str, Any], is_dir: bool, layout: Layout) -> str |
             return f"models/{label}" if label else None
         if kind == "trained":
             adapter = meta.get("mode") in ADAPTER_MODES
-            return f"models/{meta.get('method')}" + ("-adapter" if adapter else "")
+            label = meta.get("model") or meta.get("method")
+            return f"models/{label}" + ("-adapter" if adapter else "")
         if kind == "pairs":
             return "pairs"
+        if kind == "control_pairs":  # training.control: the same pairs, preference reversed
+            return "pairs-control"
         if kind in INTERPRET_FOLDERS:
             return os.path.join(layout.interpret_dir, INTERPRET_FOLDERS[kind])
         return None

@@ -11,9 +11,12 @@ Besides the metrics table, each language outputs a small examples file (its most
 with every model's continuations, bounded in size), so the report can show texts without the
 whole score files travelling to it.
 
-The detox pipeline evaluates two models (base and tuned; metrics compare them, paired per
-prompt), the eval pipeline one (metrics of that model alone). The number of models and the
-second scorer are compile-time shape: they decide the sub-pipeline's inputs and outputs.
+The detox pipeline evaluates the base and every model it trains (sft, dpo, ppo, control, ...;
+metrics compare each with the base, paired per prompt, and some with a second model), the eval
+pipeline one (metrics of that model alone). Each model's scores join a gathered folder (one
+small task per extra model: a KFP component's inputs are fixed, and a list of artifacts can only
+come from a loop), which the metrics and examples tasks read. The models and the second scorer
+are compile-time shape: they decide the sub-pipeline's inputs and outputs.
 """
 
 import inspect
@@ -25,14 +28,14 @@ from kfp.dsl import Dataset, Input, Model
 
 from xdetox.components.agreement.component import scorer_agreement
 from xdetox.components.generate.component import generate
-from xdetox.components.metrics.component import language_metrics, model_metrics
+from xdetox.components.metrics.component import language_metrics
 from xdetox.components.report.component import language_examples, report
-from xdetox.components.score.component import score
+from xdetox.components.score.component import gather_scores, score
 
 Configure = Callable[[dsl.PipelineTask, str, str], dsl.PipelineTask]
 SUB_PIPELINE_NAME = "evaluate-language"
-# The models one language is evaluated with: base and tuned (detox) or one model (eval).
-PAIRED = ("base", "tuned")
+# The eval pipeline's one model. The detox pipeline's roles are its models' labels: base first,
+# then every trained model (``pipelines/model_plan.py``).
 SINGLE = ("evaluated",)
 
 
@@ -47,24 +50,32 @@ def output_names(roles: tuple[str, ...], second: bool) -> list[str]:
     return names
 
 
+def _check_roles(roles: tuple[str, ...]) -> None:
+    if not roles or len(set(roles)) != len(roles) or not all(r.isidentifier() for r in roles):
+        raise ValueError(f"roles must be distinct identifiers, not {roles}")
+
+
 def build_language_evaluation(
     configure: Configure,
     roles: tuple[str, ...],
     second_scoring: dict | None,
     second_name: str = "",
     reference_model: bool = True,
+    comparisons: dict[str, str] | None = None,
 ):
     """The nested pipeline evaluating ``roles``' models in one language.
 
     Inputs: ``<role>_model`` (Model) and ``<role>_label`` (str) per role, ``prompts``
     (Dataset), ``language``, and the ``generation``, ``scoring`` and ``metrics_config`` dicts.
+    The first role is the reference: the base model (detox), whose most toxic prompts the
+    examples show and under which perplexity is measured, or the one evaluated model (eval).
     ``second_scoring``: the second scorer's scoring dict (compiled in), or None.
-    ``reference_model``: whether metrics read the (base or evaluated) model, for perplexity or
-    the distinct-n tokenizer (:meth:`MetricsConfig.needs_reference_model`); when not, no model
+    ``reference_model``: whether metrics read the first role's model, for perplexity or the
+    distinct-n tokenizer (:meth:`MetricsConfig.needs_reference_model`); when not, no model
     travels to the metrics task (on a cluster, one whole-model download fewer per language).
+    ``comparisons``: ``{label: other label}`` measured against each other as well as the base.
     """
-    if roles not in (PAIRED, SINGLE):
-        raise ValueError(f"roles must be {PAIRED} or {SINGLE}, not {roles}")
+    _check_roles(roles)
     kinds: list[tuple[str, Any]] = [(f"{role}_model", Input[Model]) for role in roles]
     kinds += [("prompts", Input[Dataset])]
     kinds += [(f"{role}_label", str) for role in roles]
@@ -81,10 +92,10 @@ def build_language_evaluation(
         # KFP calls the pipeline function positionally, one channel per parameter of the
         # signature set below.
         p: dict[str, Any] = dict(zip(names, args, strict=True))
-        scored: dict[str, dsl.PipelineTask] = {}
         out: dict[str, Any] = {}
+        gathered = None  # every model's scores so far, in role order
         for role in roles:
-            suffix = "" if roles == SINGLE else f" ({role})"
+            suffix = "" if len(roles) == 1 else f" ({role})"
             gen = configure(
                 generate(
                     model=p[f"{role}_model"],
@@ -97,42 +108,37 @@ def build_language_evaluation(
                 f"generate{suffix}",
             )
             generations = gen.outputs["generations"]
-            scored[role] = configure(
+            scored = configure(
                 score(generations=generations, scoring=p["scoring"]), "score", f"score{suffix}"
-            )
+            ).outputs["scores"]
             if second_scoring is not None:
                 rescored = configure(
                     score(generations=generations, scoring=second_scoring),
                     "score",
                     f"score{suffix} with {second_name}",
                 )
-                out[f"{role}_scores"] = scored[role].outputs["scores"]
+                out[f"{role}_scores"] = scored
                 out[f"{role}_second_scores"] = rescored.outputs["scores"]
+            if gathered is None:
+                gathered = scored
+            else:
+                gathered = configure(
+                    gather_scores(scores=scored, earlier=gathered), "score", f"gather{suffix}"
+                ).outputs["gathered"]
         # Perplexity under the base model (detox), or under the evaluated model itself (eval:
         # there is no separate base there).
         reference = {"reference_model": p[f"{roles[0]}_model"]} if reference_model else {}
-        if roles == PAIRED:
-            metrics = language_metrics(
-                base_scores=scored["base"].outputs["scores"],
-                tuned_scores=scored["tuned"].outputs["scores"],
-                language=p["language"],
-                metrics_config=p["metrics_config"],
-                **reference,
-            )
-        else:
-            metrics = model_metrics(
-                scores=scored["evaluated"].outputs["scores"],
-                language=p["language"],
-                metrics_config=p["metrics_config"],
-                **reference,
-            )
+        metrics = language_metrics(
+            scores=gathered,
+            language=p["language"],
+            metrics_config=p["metrics_config"],
+            comparisons=dict(comparisons or {}),
+            **reference,
+        )
         out["table"] = configure(metrics, "metrics", "metrics").outputs["table"]
         # The first role's most toxic prompts (base, or the evaluated model), every role's
         # continuations beside them; scored by the primary scorer, as the metrics are.
-        compared = {"compared_scores": scored[roles[1]].outputs["scores"]} if len(roles) > 1 else {}
-        examples = language_examples(
-            scores=scored[roles[0]].outputs["scores"], language=p["language"], **compared
-        )
+        examples = language_examples(scores=gathered, language=p["language"])
         out["examples"] = configure(examples, "report", "examples").outputs["examples"]
         return Outputs(**out)
 

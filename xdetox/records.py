@@ -38,3 +38,5 @@ PROMPT_FIELDS: tuple[str, ...] = ("prompt_id", "language", "prompt")
 PAIR_FIELDS: tuple[str, ...] = ("prompt", "chosen", "rejected")
 
 BASE_LABEL = "base"
+# The control arm's label (training.control: the tuned method trained on reversed pairs).
+CONTROL_LABEL = "control"

@@ -18,4 +18,5 @@ def merge(base_model: Input[Model], adapter: Input[Model], merged: Output[Model]
     from xdetox.components.merge.merge_lora import merge_adapter
 
     merged.metadata.update(merge_adapter(base_model.path, adapter.path, merged.path))
-    merged.metadata.update({"xdetox_kind": "model", "model": adapter.metadata.get("method", "")})
+    label = adapter.metadata.get("model") or adapter.metadata.get("method", "")
+    merged.metadata.update({"xdetox_kind": "model", "model": label})

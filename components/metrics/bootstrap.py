@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -45,11 +45,13 @@ import pandas as pd
 
 from xdetox.components.metrics.columns import (
     BOOTSTRAP_METRICS,
+    COMPARED_WITH,
     POWER_DROP_TO_ZERO,
     ci_columns,
     delta_column,
     mde_column,
     se_column,
+    vs_column,
 )
 from xdetox.components.metrics.floor import (
     DEFAULT_POWER,
@@ -208,5 +210,42 @@ def bootstrap_table(
             power=power,
             delta_ci_method="paired bootstrap over prompts (percentile)",
         )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def comparison_table(
+    table: pd.DataFrame,
+    comparisons: Mapping[str, str],
+    *,
+    threshold: float = 0.5,
+    samples: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    group_by: str = "prompt_id",
+) -> pd.DataFrame:
+    """For each ``{model: other}`` of ``comparisons`` and each language both have, the paired
+    bootstrap of model − other (e.g. sft_dpo − sft: the DPO stage's own effect; control −
+    tuned): ``compared_with`` and the ``vs_``-prefixed delta, SE and CI columns of
+    :func:`paired_bootstrap` and ``vs_n_prompts_paired``. Empty when nothing is compared.
+    """
+    groups = {key: g for key, g in table.groupby(["model", "language"], sort=True)}
+    wanted = [
+        f(m) for m in BOOTSTRAP_METRICS for f in (delta_column, se_column)
+    ] + [c for m in BOOTSTRAP_METRICS for c in ci_columns(m)]
+    rows = []
+    for (model, language), group in groups.items():
+        other = comparisons.get(str(model))
+        if not other or (other, language) not in groups:
+            continue
+        result = paired_bootstrap(
+            prompt_statistics(groups[(other, language)], group_by=group_by),
+            prompt_statistics(group, group_by=group_by),
+            threshold=threshold, samples=samples, seed=seed, confidence=confidence,
+            stream=(str(model), "vs", other, str(language)),
+        )  # fmt: skip
+        row: dict[str, Any] = {"model": model, "language": language, COMPARED_WITH: other}
+        row.update({vs_column(c): result[c] for c in wanted})
+        row[vs_column("n_prompts_paired")] = result["n_prompts_paired"]
         rows.append(row)
     return pd.DataFrame(rows)

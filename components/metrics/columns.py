@@ -89,6 +89,21 @@ def mde_column(metric: str) -> str:
     return f"mde_{metric}"
 
 
+# Several models (base, sft, dpo, control, ...): the order they were evaluated in (rows keep it),
+# and for a model measured against a second model besides the base (sft_dpo against sft, the
+# control against the tuned model), that model's label and the paired bootstrap of
+# model − that model in ``vs_``-prefixed delta columns (``vs_delta_<m>``, ``vs_delta_<m>_se``,
+# ``vs_delta_<m>_ci_low``, ``vs_delta_<m>_ci_high``, ``vs_n_prompts_paired``).
+MODEL_ORDER = "model_order"
+COMPARED_WITH = "compared_with"
+VS_PREFIX = "vs_"
+
+
+def vs_column(column: str) -> str:
+    """``column`` (a delta, SE, CI or pairing count) of the comparison with ``compared_with``."""
+    return f"{VS_PREFIX}{column}"
+
+
 # Scorer floor (``floor.py``), on the tuned model's rows: the base model's share of samples at
 # or above the threshold, the power to detect a drop of the toxicity probability to zero, and
 # whether the language's change is measurable at all (True/False; empty = unknown).
@@ -100,6 +115,7 @@ MEASURABLE_REASON = "measurable_reason"
 # Non-numeric descriptive columns: copied, never averaged.
 TEXT_COLUMNS: tuple[str, ...] = (
     "scorer",
+    COMPARED_WITH,
     "perplexity_method",
     "perplexity_model",
     "diversity_tokenizer",

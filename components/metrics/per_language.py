@@ -25,12 +25,13 @@ false``, the perplexity columns are empty (NaN), not 0.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
-from xdetox.components.metrics.bootstrap import bootstrap_table
-from xdetox.components.metrics.columns import REQUIRED_COLUMNS
+from xdetox.components.metrics.bootstrap import bootstrap_table, comparison_table
+from xdetox.components.metrics.columns import MODEL_ORDER, REQUIRED_COLUMNS
 from xdetox.components.metrics.diversity import diversity_metrics, load_tokenizer, ngram_joiner
 from xdetox.components.metrics.floor import floor_table
 from xdetox.components.metrics.perplexity import perplexity_metrics
@@ -55,10 +56,16 @@ _PERPLEXITY_COLUMNS = (
 
 
 def sort_rows(df: pd.DataFrame, baseline: str = BASE_LABEL) -> pd.DataFrame:
-    """Baseline model first, then the other models by name; languages by name within each."""
-    order = df["model"].map(lambda m: (m != baseline, m))
+    """Baseline model first, then the other models in ``model_order`` (the order they were
+    evaluated: base, sft, sft_dpo, control) or, without it, by name; languages by name within
+    each."""
+    if MODEL_ORDER in df:
+        ranks = pd.to_numeric(df[MODEL_ORDER], errors="coerce").fillna(math.inf)
+        order = [(m != baseline, r, m) for m, r in zip(df["model"], ranks, strict=True)]
+    else:
+        order = [(m != baseline, 0, m) for m in df["model"]]
     return (
-        df.assign(_order=order)
+        df.assign(_order=pd.Series(order, index=df.index, dtype=object))
         .sort_values(["_order", "language"], kind="stable")
         .drop(columns="_order")
         .reset_index(drop=True)
@@ -85,14 +92,19 @@ def compute_metrics(
     model_dir: str | Path | None = None,
     batch_size: int = 16,
     device: str | None = None,
+    comparisons: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Per-(model, language) metrics of the samples in ``score_files`` (see module docstring).
 
     ``model_dir`` is the base model: it measures perplexity (unless ``perplexity_model`` names
     another) and, with ``diversity_tokenizer: model``, tokenizes for distinct-n.
     ``batch_size``/``device`` only affect the perplexity forward passes.
+    ``comparisons`` (``{model: other}``) adds, on ``model``'s rows, the paired bootstrap of
+    model − other (``compared_with``, ``vs_delta_*``), e.g. ``{"sft_dpo": "sft"}``. Rows keep the
+    order in which models first appear in ``score_files`` (``model_order``).
     """
     table = read_scores(score_files)
+    order = {model: rank for rank, model in enumerate(dict.fromkeys(table["model"]))}
     empty_text = _empty_text_policy(table)
     tokenizer_spec = config.diversity_tokenizer
     # Fail early, before the slow parts.
@@ -120,6 +132,16 @@ def compute_metrics(
         metrics = metrics.merge(intervals, on=["model", "language"], how="left", validate="1:1")
     if not floor.empty:
         metrics = metrics.merge(floor, on=["model", "language"], how="left", validate="1:1")
+    if comparisons and config.bootstrap_samples > 0:
+        unknown = sorted({*comparisons, *comparisons.values()} - set(order))
+        if unknown:
+            raise DataError(f"compared model(s) without scores: {', '.join(unknown)}")
+        second = comparison_table(
+            table, comparisons, threshold=config.threshold, samples=config.bootstrap_samples,
+            seed=config.bootstrap_seed, confidence=config.confidence, group_by=config.group_by,
+        )  # fmt: skip
+        if not second.empty:
+            metrics = metrics.merge(second, on=["model", "language"], how="left", validate="1:1")
 
     perplexity_source = config.perplexity_model or model_dir
     if config.perplexity and perplexity_source is not None:
@@ -133,6 +155,7 @@ def compute_metrics(
         for column in _PERPLEXITY_COLUMNS:
             text = column in ("perplexity_method", "perplexity_model")
             metrics[column] = None if text else math.nan
+    metrics[MODEL_ORDER] = metrics["model"].map(order)
     metrics["group_by"] = config.group_by
     metrics["empty_text"] = empty_text
     metrics["distinct_tokens"] = config.distinct_tokens
@@ -156,10 +179,12 @@ def run_metrics(
     model_dir: str | Path | None = None,
     batch_size: int = 16,
     device: str | None = None,
+    comparisons: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Compute the metrics and write them to ``output_csv``; nothing is written on error."""
     df = compute_metrics(
-        score_files, config, model_dir=model_dir, batch_size=batch_size, device=device
-    )
+        score_files, config, model_dir=model_dir, batch_size=batch_size, device=device,
+        comparisons=comparisons,
+    )  # fmt: skip
     write_metrics_csv(df, output_csv)
     return df

@@ -89,3 +89,29 @@ def self_pairs(
     pairs.metadata.update({"source": "self", "xdetox_kind": "pairs"})
     # Which prompts were trained on: the evaluation's own ones unless a source was named.
     pairs.metadata["prompts"] = settings.prompts or "evaluation prompts"
+
+
+@dsl.component(base_image=stage_image("prepare_data"), install_kfp_package=False)
+@documented(
+    pairs="prepared preference pairs (train.jsonl, eval.jsonl)",
+    mode="swapped: every pair's chosen and rejected exchanged; shuffled: each pair's with "
+    "probability 1/2 (training.control)",
+    seed="the coin of shuffled (training.seed)",
+    control_pairs="the same pairs, reversed, for the control arm",
+    stats="pairs read and reversed per split",
+)
+def control_pairs(
+    pairs: Input[Dataset],
+    mode: str,
+    seed: int,
+    control_pairs: Output[Dataset],
+    stats: Output[Metrics],
+):
+    """The control arm's pairs: the run's pairs with the preference reversed."""
+    from xdetox.components.prepare_data.control_pairs import write_control_pairs
+
+    summary = write_control_pairs(pairs.path, control_pairs.path, mode, seed)  # type: ignore[arg-type]
+    for key, value in summary.items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            stats.log_metric(key, float(value))
+    control_pairs.metadata.update({"xdetox_kind": "control_pairs", "control": mode})

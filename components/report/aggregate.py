@@ -37,11 +37,13 @@ from xdetox.components.metrics.columns import (
     LEGACY_PROTOCOL,
     MEASURABLE,
     MEASURABLE_REASON,
+    MODEL_ORDER,
     POWER_DROP_TO_ZERO,
     REQUIRED_COLUMNS,
     SETTING_COLUMNS,
     TEXT_COLUMNS,
     TOXICITY_METRICS,
+    VS_PREFIX,
     attribute_columns,
     ci_columns,
     delta_column,
@@ -152,9 +154,9 @@ def _all_row(model: str, rows: pd.DataFrame) -> dict[str, object]:
             continue
         numeric = pd.to_numeric(values, errors="coerce")
         absent = [lang for lang, v in zip(languages, numeric, strict=True) if pd.isna(v)]
-        derived = (column.startswith("delta_") and column.endswith(_DERIVED_SUFFIXES)) or (
-            column.startswith("mde_")
-        )
+        derived = (
+            column.startswith(("delta_", VS_PREFIX)) and column.endswith(_DERIVED_SUFFIXES)
+        ) or column.startswith("mde_")
         if absent and len(absent) < len(languages) and not derived:
             missing_notes.append(f"{column}: {' '.join(absent)}")
         if is_count_column(column):
@@ -162,13 +164,15 @@ def _all_row(model: str, rows: pd.DataFrame) -> dict[str, object]:
         else:
             out[column] = numeric.mean()  # NaN-skipping; partial means are noted below
     _combine_intervals(rows, out)
+    _combine_intervals(rows, out, prefix=VS_PREFIX)
     _combine_floor(rows, out)
     out["languages_missing"] = "; ".join(missing_notes) if missing_notes else None
     return out
 
 
-def _combine_intervals(rows: pd.DataFrame, out: dict[str, object]) -> None:
-    """The ``ALL`` row's intervals of tuned − base from the per-language bootstrap SEs."""
+def _combine_intervals(rows: pd.DataFrame, out: dict[str, object], prefix: str = "") -> None:
+    """The ``ALL`` row's intervals of tuned − base from the per-language bootstrap SEs
+    (``prefix`` ``vs_``: of the model against its second model, ``compared_with``)."""
     level = 0.95  # MetricsConfig's default, for tables written without the column
     if "confidence" in rows:
         given = pd.to_numeric(rows["confidence"], errors="coerce").dropna()
@@ -180,14 +184,14 @@ def _combine_intervals(rows: pd.DataFrame, out: dict[str, object]) -> None:
         power = float(given.iloc[0]) if len(given) else power
     combined = False
     for metric in BOOTSTRAP_METRICS:
-        delta, se = delta_column(metric), se_column(metric)
+        delta, se = prefix + delta_column(metric), prefix + se_column(metric)
         if delta not in rows or se not in rows:
             continue
         d = pd.to_numeric(rows[delta], errors="coerce")
         s = pd.to_numeric(rows[se], errors="coerce")
         valid = d.notna() & s.notna()
-        low, high = ci_columns(metric)
-        mde = mde_column(metric)
+        low, high = (prefix + c for c in ci_columns(metric))
+        mde = prefix + mde_column(metric)
         if not valid.any():
             out[delta] = out[se] = out[low] = out[high] = math.nan
             if mde in rows:
@@ -200,7 +204,7 @@ def _combine_intervals(rows: pd.DataFrame, out: dict[str, object]) -> None:
         if mde in rows:  # the smallest change the mean over languages could detect
             out[mde] = mde_factor(level, power) * error
         combined = True
-    if combined:
+    if combined and not prefix:
         out["delta_ci_method"] = ALL_CI_METHOD
 
 
@@ -233,6 +237,22 @@ def _combine_floor(rows: pd.DataFrame, out: dict[str, object]) -> None:
         verdict = True
     out[MEASURABLE] = pd.NA if verdict is None else verdict
     out[MEASURABLE_REASON] = reason
+
+
+def model_ranks(df: pd.DataFrame) -> dict[str, float]:
+    """``{model: rank}`` from ``model_order`` (the order the models were evaluated: base, sft,
+    sft_dpo, control), empty for tables written without it (then models sort by name)."""
+    if MODEL_ORDER not in df:
+        return {}
+    ranks = pd.to_numeric(df[MODEL_ORDER], errors="coerce")
+    return {str(m): float(r) for m, r in zip(df["model"], ranks, strict=True) if pd.notna(r)}
+
+
+def model_sequence(df: pd.DataFrame) -> list[str]:
+    """The table's models, base first, then in evaluation order (or by name)."""
+    ranks = model_ranks(df)
+    models = dict.fromkeys(str(m) for m in df["model"])
+    return sorted(models, key=lambda m: (m != BASE_LABEL, ranks.get(m, math.inf), m))
 
 
 def aggregate_metrics(csv_paths: list[str | Path]) -> pd.DataFrame:
@@ -271,7 +291,8 @@ def aggregate_metrics(csv_paths: list[str | Path]) -> pd.DataFrame:
     )
     combined = pd.concat([per_language, all_rows], ignore_index=True).drop(columns=[_SOURCE])
     combined["_is_all"] = combined["language"] == ALL_LANGUAGES
-    order = combined["model"].map(lambda m: (m != BASE_LABEL, m))
+    ranks = model_ranks(combined)
+    order = combined["model"].map(lambda m: (m != BASE_LABEL, ranks.get(m, math.inf), m))
     combined = (
         combined.assign(_order=order)
         .sort_values(["_order", "_is_all", "language"], kind="stable")

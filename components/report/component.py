@@ -13,10 +13,8 @@ from xdetox.config.interface import documented
 
 @dsl.component(base_image=stage_image("report"), install_kfp_package=False)
 @documented(
-    scores="score JSON lines of the model whose most toxic prompts are picked (the base model; "
-    "the evaluated model in the eval pipeline)",
-    compared_scores="score JSON lines of the model set beside it on the same prompts (the "
-    "tuned model; absent in the eval pipeline)",
+    scores="every model's score JSON lines: a gathered folder (the first model's most toxic "
+    "prompts are picked: the base model) or one model's file (the eval pipeline)",
     language="the language of the scores",
     top_prompts="how many prompts to keep (the most toxic first)",
     samples_per_model="how many of each model's continuations of a prompt to keep (the most "
@@ -27,16 +25,17 @@ def language_examples(
     scores: Input[Dataset],
     language: str,
     examples: Output[Dataset],
-    compared_scores: Input[Dataset] = None,
     top_prompts: int = 3,
     samples_per_model: int = 2,
 ):
     """The prompts where the first model was most toxic, with every model's continuations."""
     from xdetox.components.report.examples import build_examples, write_examples
+    from xdetox.components.score.gather import score_files
 
     # The ranking model: the base model when there is one, else the first file's model.
-    files = [scores.path] + ([] if compared_scores is None else [compared_scores.path])
-    found = build_examples(files, top_prompts=top_prompts, samples_per_model=samples_per_model)
+    found = build_examples(
+        score_files(scores.path), top_prompts=top_prompts, samples_per_model=samples_per_model
+    )
     write_examples(examples.path, found)
     examples.metadata.update(
         {

@@ -34,15 +34,14 @@ from xdetox.components.metrics.columns import (
     REQUIRED_COLUMNS,
     attribute_columns,
     ci_columns,
-    count_column,
-    delta_column,
-    is_count_column,
     mde_column,
-    pct_column,
 )
 from xdetox.components.metrics.floor import measurable_value
 from xdetox.components.report.aggregate import ALL_LANGUAGES, compare_models
 from xdetox.components.report.examples import LanguageExamples, ModelContinuations, Sample
+from xdetox.components.report.formatting import MISSING, format_value, interval_text
+from xdetox.components.report.formatting import is_missing as _is_missing
+from xdetox.components.report.model_tables import card_rows, control_verdicts, side_by_side
 from xdetox.components.report.paper_reference import METRICS as PAPER_METRICS
 from xdetox.components.report.paper_reference import SOURCE as PAPER_SOURCE
 from xdetox.components.report.paper_reference import XG_PROTOCOL, PaperRow, match_reference
@@ -51,8 +50,6 @@ from xdetox.config import XG_LANGUAGES
 from xdetox.errors import DataError
 from xdetox.files import write_text
 from xdetox.records import BASE_LABEL
-
-MISSING = "—"
 
 # Main table: (column, header). Toxicity probability is stored as a fraction, shown as percent.
 MAIN_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -113,49 +110,6 @@ DEFINITIONS = (
 
 
 # ------------------------------------------------------------------------------ formatting
-def _is_missing(value: object) -> bool:
-    if value is None:
-        return True
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def format_value(column: str, value: object) -> str:
-    """Display text of one cell (not escaped)."""
-    if _is_missing(value):
-        return MISSING
-    if column == MEASURABLE:
-        verdict = measurable_value(value)
-        return MISSING if verdict is None else "yes" if verdict else "not measurable"
-    if isinstance(value, str):
-        return value
-    number = float(value)  # type: ignore[arg-type]
-    if column in (BASE_HIT_RATE, "power_drop_to_zero", "power"):
-        return f"{100 * number:.1f}%"
-    if column.startswith("mde_"):  # a size of change, without a sign
-        metric = column.removeprefix("mde_")
-        if metric == "toxicity_probability":
-            return f"{100 * number:.1f} pp"
-        return f"{number:.3f}"
-    delta = column.startswith("delta_")
-    name = column.removeprefix("delta_").removesuffix("_base").removesuffix("_tuned")
-    for suffix in ("_ci_low", "_ci_high", "_se"):
-        name = name.removesuffix(suffix)
-    sign = "+" if delta else ""
-    if is_count_column(name) and not delta and math.isfinite(number):
-        return str(round(number))
-    if name == "toxicity_probability":
-        suffix = " pp" if delta else "%"  # percentage points for a change of a percentage
-        return f"{100 * number:{sign}.1f}{suffix}"
-    if name.startswith("pct_"):
-        return f"{number:{sign}.1f}{' pp' if delta else '%'}"
-    if name.startswith("perplexity"):
-        return f"{number:{sign}.2f}"
-    return f"{number:{sign}.3f}"
-
-
 def _check(df: pd.DataFrame) -> None:
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
@@ -386,15 +340,6 @@ def _html_table(df: pd.DataFrame, columns: Sequence[tuple[str, str]]) -> str:
     return _scroll(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
 
-def interval_text(row: Mapping[str, object], metric: str) -> str | None:
-    """``[low, high]`` of ``delta_<metric>``'s interval in the delta's display format."""
-    low, high = ci_columns(metric)
-    if low not in row or high not in row or _is_missing(row[low]) or _is_missing(row[high]):
-        return None
-    delta = delta_column(metric)
-    return f"[{format_value(delta, row[low])}, {format_value(delta, row[high])}]"
-
-
 def _level(df: pd.DataFrame) -> str | None:
     """The confidence level of the intervals (``95%``), or None when the table has none."""
     if "confidence" not in df:
@@ -488,13 +433,39 @@ def _floor_html(df: pd.DataFrame) -> str:
 
 
 def _card_table_html(df: pd.DataFrame) -> str:
-    attributes = attribute_columns(list(df.columns))
-    if not attributes:
+    if not attribute_columns(list(df.columns)):
         return "<p>The scorer produced no per-attribute scores.</p>"
-    columns: list[tuple[str, str]] = [("model", "model"), ("language", "language")]
-    for attribute in attributes:
-        columns += [(pct_column(attribute), f"{attribute} %"), (count_column(attribute), "count")]
-    return _html_table(df, columns)
+    rows, headers = card_rows(df)
+    return (
+        "<p>As the model card reports it: per attribute the share of generations at or above "
+        "the threshold (and their number) for every model, and the change at each stage "
+        "(against the model it was trained from, else the base) in percentage points.</p>"
+        + _plain_table(rows, headers)
+    )
+
+
+def _models_html(df: pd.DataFrame) -> str:
+    """Every model in a column of its own, with its changes, and the control's verdicts."""
+    if not _has_baseline(df):
+        return "<p>One model only: nothing to set beside it.</p>"
+    rows, headers = side_by_side(df)
+    note = (
+        "Each model's value, its change against the base and, where the run measured it "
+        "against a second model (the stage it was trained from; the control against the tuned "
+        "model), the change against that one; [low, high]: the paired bootstrap interval."
+    )
+    verdicts = control_verdicts(df)
+    control = ""
+    if verdicts:
+        items = "".join(f"<li>{html.escape(v)}</li>" for v in verdicts)
+        control = (
+            '<div class="control-note"><strong>Tuned vs control.</strong> The control was '
+            "trained exactly like the tuned model on the same pairs with the preference "
+            "reversed: it drifts as far from the base without learning to avoid toxicity. "
+            f"Only a drop beyond the control's is evidence of detoxification.<ul>{items}</ul>"
+            "</div>"
+        )
+    return f"<p>{html.escape(note)}</p>" + _plain_table(rows, headers) + control
 
 
 # (title, [(column, axis label)], display scale): one figure each, when it has any value.
@@ -755,6 +726,7 @@ table.examples col.prompt-col { width: 24%; }
 .score { font-weight: bold; font-variant-numeric: tabular-nums; }
 tr.floor td { color: #8a8a8a; background: #f3f3f3; }
 .floor-note { border-left: 4px solid #999; background: #f3f3f3; padding: 0.5em 1em; }
+.control-note { border-left: 4px solid #6a5acd; background: #f4f2fc; padding: 0.5em 1em; }
 mark { background: #ffd6d6; padding: 0 0.1em; }
 """
 
@@ -817,6 +789,7 @@ Threshold for "toxic": {html.escape(threshold_text)}<br>
 <section id="examples">{_examples_html(examples, _languages(df), _floor_by_language(df))}</section>
 <h2>Metrics per language</h2>{_html_table(df, MAIN_COLUMNS)}
 <h2>Base vs tuned</h2>{_comparison_html(df)}
+<section id="models"><h2>Models side by side</h2>{_models_html(df)}</section>
 <h2>Plots</h2>{_plots_html(df)}
 <h2>Generations scoring at or above the threshold, per attribute</h2>{_card_table_html(df)}
 {_notes_html(df)}
@@ -916,6 +889,15 @@ def render_markdown(
                 *(f"- {_md_cell(note)}" for note in notes),
                 "",
             ]
+        rows, headers = side_by_side(df)
+        parts += ["## Models side by side", "", _md_rows(rows, headers), ""]
+        verdicts = control_verdicts(df)
+        if verdicts:
+            parts += ["**Tuned vs control:**", "", *(f"- {_md_cell(v)}" for v in verdicts), ""]
+    if attribute_columns(list(df.columns)):
+        rows, headers = card_rows(df)
+        parts += ["## Share at or above the threshold, per attribute", ""]
+        parts += [_md_rows(rows, headers), ""]
     found = paper_rows(df, base_model)
     if found is not None:
         parts += ["## Beside the XG paper (Table 2)", "", _md_rows(found[1], PAPER_HEADERS), ""]

@@ -29,3 +29,23 @@ def score(generations: Input[Dataset], scoring: dict, scores: Output[Dataset]):
             **{k: v for k, v in summary.items() if isinstance(v, str | int | float)},
         }
     )
+
+
+@dsl.component(base_image=stage_image("score"), install_kfp_package=False)
+@documented(
+    scores="the next model's score JSON lines",
+    earlier="the models before it: a gathered folder, or the first model's score file",
+    gathered="a folder of every model's score file so far, in order (000.jsonl, ...)",
+)
+def gather_scores(
+    scores: Input[Dataset], gathered: Output[Dataset], earlier: Input[Dataset] = None
+):
+    """Add one model's scores to the language's folder of scores (one task per extra model:
+    the metrics and examples tasks then read every model's scores at once)."""
+    from xdetox.components.score.gather import gather
+
+    files = gather(gathered.path, scores.path, None if earlier is None else earlier.path)
+    gathered.metadata.update(
+        {"xdetox_kind": "gathered_scores", "n_files": len(files),
+         "language": scores.metadata.get("language", "")}
+    )  # fmt: skip

@@ -24,6 +24,10 @@ from xdetox.config.interface import documented
     scoring=(ScoringConfig, "Needed for rl.reward.kind: scorer only."),
     num_gpus="GPUs to train on; -1: every GPU the pod sees (accelerate launch when more than one)",
     zero_stage="DeepSpeed ZeRO stage of the config used with several GPUs: 2 or 3",
+    method="the method this task trains, instead of training.method (a pipeline runs sft_dpo's "
+    "stages, several methods and a control arm as separate tasks); empty: training.method",
+    label="the trained model's label in the run (its metrics rows, its run folder); empty: the "
+    "method",
 )
 def train(
     base_model: Input[Model],
@@ -37,6 +41,8 @@ def train(
     scoring: Optional[dict] = None,  # noqa: UP045 (KFP reads Optional, not X | None)
     num_gpus: int = -1,
     zero_stage: int = 2,
+    method: str = "",
+    label: str = "",
 ):
     """Train and write the adapter (LoRA/QLoRA) or the full model into ``tuned``.
 
@@ -54,6 +60,10 @@ def train(
     from xdetox.config import RLConfig, ScoringConfig, TrainingConfig, validate_section
 
     config = validate_section(TrainingConfig, training, "pipeline parameter 'training'")
+    if method:
+        config = validate_section(
+            TrainingConfig, {**training, "method": method}, "the train task's method"
+        )
     rl_config = validate_section(RLConfig, rl, "pipeline parameter 'rl'")
     scoring_config = (
         validate_section(ScoringConfig, scoring, "pipeline parameter 'scoring'")
@@ -84,4 +94,11 @@ def train(
     finals = write_curves(tuned.path, config.method, curves.path)
     for key, value in stage_metrics(summary, finals).items():
         metrics.log_metric(key, value)
-    tuned.metadata.update({"method": config.method, "mode": config.mode, "xdetox_kind": "trained"})
+    tuned.metadata.update(
+        {
+            "method": config.method,
+            "mode": config.mode,
+            "model": label or config.method,
+            "xdetox_kind": "trained",
+        }
+    )

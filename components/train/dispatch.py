@@ -5,6 +5,7 @@ method     trainer                                         needs                
 =========  ==============================================  ===================  ==============
 dpo        ``components/train/dpo/train_dpo.py`` (TRL)           preference pairs     adapter/model
 sft_dpo    ``components/train/sft/sft_then_dpo.py`` (TRL)        pairs (+ SFT data)   full model
+sft        ``components/train/sft/train_sft.py`` (TRL)           pairs or SFT data    adapter/model
 ppo        ``components/train/ppo/ppo_trainer.py`` (compact)     prompts + reward     adapter/model
 rloo/grpo  ``components/train/ppo/trl_online.py`` (TRL)          prompts + reward     adapter/model
 =========  ==============================================  ===================  ==============
@@ -29,6 +30,7 @@ from xdetox.errors import ConfigError
 NEEDS: dict[str, str] = {
     "dpo": "pairs",
     "sft_dpo": "pairs",
+    "sft": "pairs",  # the chosen answers, unless training.sft.data names other data
     "ppo": "prompts",
     "rloo": "prompts",
     "grpo": "prompts",
@@ -100,13 +102,24 @@ def run_training(
         from xdetox.components.train.dpo.train_dpo import train_dpo
 
         return train_dpo(model_dir, pairs_dir, output_dir, training, callbacks=callbacks, **common)
-    if method == "sft_dpo":
+    if method in ("sft_dpo", "sft"):
         from xdetox.components.train.sft.sft_then_dpo import train_sft_then_dpo
+        from xdetox.components.train.sft.train_sft import train_sft
         from xdetox.storage import local_copy
 
         source = training.sft.data
         holder = local_copy(source) if source else contextlib.nullcontext(None)
         with holder as sft_data:
+            if method == "sft":  # the first stage of sft_dpo alone (a pipeline runs the two
+                # stages as two tasks, so that the SFT model is evaluated too)
+                return train_sft(
+                    model_dir,
+                    sft_data if sft_data is not None else pairs_dir,
+                    output_dir,
+                    training,
+                    callbacks=callbacks,
+                    **common,
+                )
             return train_sft_then_dpo(
                 model_dir,
                 pairs_dir,

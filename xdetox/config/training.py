@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from xdetox.config.base import _Strict
 
-METHODS = ("dpo", "sft_dpo", "ppo", "rloo", "grpo")
+METHODS = ("dpo", "sft_dpo", "sft", "ppo", "rloo", "grpo")
 ONLINE_METHODS = ("ppo", "rloo", "grpo")
+Method = Literal["dpo", "sft_dpo", "sft", "ppo", "rloo", "grpo"]
+# A control arm trains on the same pairs with the preference reversed (see TrainingConfig.control)
+CONTROLS = ("none", "swapped", "shuffled")
 
 
 def _trl_field(trl_class: str, example: str) -> Any:
@@ -94,11 +97,28 @@ class TrainingConfig(_Strict):
     """Preference tuning. Defaults are XG's DPO recipe (Li, Yong & Bach 2024, "Preference Tuning
     For Toxicity Mitigation Generalizes Across Languages")."""
 
-    method: Literal["dpo", "sft_dpo", "ppo", "rloo", "grpo"] = Field(
+    method: Method = Field(
         "dpo",
         description="dpo: DPO on the preference pairs; sft_dpo: SFT first, then DPO from the "
-        "SFT model (the model card's recipe); ppo | rloo | grpo: online RL on prompts "
-        "(hyperparameters: rl)",
+        "SFT model (the model card's recipe); sft: SFT alone on the chosen answers (or "
+        "sft.data); ppo | rloo | grpo: online RL on prompts (hyperparameters: rl)",
+    )
+    # Several methods in one run answer "does DPO beat PPO on the same data and budget?" without
+    # a spreadsheet: every model generates on the same prompts with the same seeds.
+    methods: list[Method] | None = Field(
+        None,
+        description="train each of these methods from the same base and data in one run and "
+        "evaluate them side by side, e.g. [dpo, ppo]; None: just method",
+    )
+    # Why a control: DPO can cut toxicity by moving the model anywhere away from its prompts
+    # (drift). The same training with the preference reversed moves the model as far; when it
+    # also cuts toxicity, the tuned model's drop is not evidence of detoxification.
+    control: Literal["none", "swapped", "shuffled"] = Field(
+        "none",
+        description="a control arm, labelled control: the first pair-trained method trained "
+        "again exactly alike on the same pairs with chosen and rejected swapped (swapped) or "
+        "swapped at random per pair with probability 1/2, seeded by seed (shuffled); none: no "
+        "control",
     )
     beta: float = Field(0.1, gt=0.0, description="DPO's KL coefficient")
     learning_rate: float = Field(1e-5, gt=0.0, description="peak learning rate")
@@ -176,3 +196,20 @@ class TrainingConfig(_Strict):
     qlora: QLoraConfig = Field(default_factory=QLoraConfig)
     sft: SFTConfig = Field(default_factory=SFTConfig)
     trl: dict[str, Any] = _trl_field("DPOConfig", "{label_smoothing: 0.1}")
+
+    @model_validator(mode="after")
+    def _check_methods(self) -> TrainingConfig:
+        methods = self.planned_methods()
+        repeated = sorted({m for m in methods if methods.count(m) > 1})
+        if repeated:
+            raise ValueError(f"methods: {', '.join(repeated)} listed twice")
+        if self.control != "none" and all(m in ONLINE_METHODS for m in methods):
+            raise ValueError(
+                f"control: {self.control} reverses preference pairs, but "
+                f"{', '.join(methods)} train on a reward, not pairs"
+            )
+        return self
+
+    def planned_methods(self) -> list[str]:
+        """The methods this run trains, in order: ``methods``, or ``[method]``."""
+        return list(self.methods) if self.methods else [self.method]

@@ -56,20 +56,28 @@ def test_pipeline_has_every_stage(toy_spec):
     } <= root_tasks
     loop = _per_language(toy_spec)
     assert set(loop) == {
-        "generate", "generate-2", "score", "score-2", "language-metrics", "language-examples",
+        "generate", "generate-2", "score", "score-2", "gather-scores", "language-metrics",
+        "language-examples",
     }  # fmt: skip
     # base and tuned generate in the same iteration, so the comparison is paired
     labels = {
         loop[t]["inputs"]["parameters"]["model_label"]["componentInputParameter"]
         for t in ("generate", "generate-2")
     }
-    assert labels == {"base_label", "tuned_label"}
+    assert labels == {"base_label", "dpo_label"}
     call = toy_spec["components"]["comp-for-loop-1"]["dag"]["tasks"]["evaluate-language"]
     constants = {
         name: call["inputs"]["parameters"][name]["runtimeValue"]["constant"]
-        for name in ("base_label", "tuned_label")
+        for name in ("base_label", "dpo_label")
     }
-    assert constants == {"base_label": "base", "tuned_label": "dpo"}
+    assert constants == {"base_label": "base", "dpo_label": "dpo"}
+    # the metrics and examples read both models' scores, gathered in order
+    gathered = loop["gather-scores"]["inputs"]["artifacts"]
+    assert gathered["earlier"]["taskOutputArtifact"]["producerTask"] == "score"
+    assert gathered["scores"]["taskOutputArtifact"]["producerTask"] == "score-2"
+    for task in ("language-metrics", "language-examples"):
+        source = loop[task]["inputs"]["artifacts"]["scores"]["taskOutputArtifact"]
+        assert source == {"outputArtifactKey": "gathered", "producerTask": "gather-scores"}
 
 
 def test_parallel_for_iterates_over_languages(gke_spec):
@@ -267,7 +275,7 @@ def test_online_rl_methods_train_from_prompts_without_pairs(tmp_path):
     call = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]["evaluate-language"]
     labels = {
         call["inputs"]["parameters"][name]["runtimeValue"]["constant"]
-        for name in ("base_label", "tuned_label")
+        for name in ("base_label", "ppo_label")
     }
     assert labels == {"base", "ppo"}
 
@@ -338,7 +346,7 @@ def test_full_fine_tuning_has_no_merge(gke_spec):
     root = gke_spec["root"]["dag"]["tasks"]
     assert "merge" not in root  # xg-mgpt: mode full, the trained output is the whole model
     call = gke_spec["components"]["comp-for-loop-1"]["dag"]["tasks"]["evaluate-language"]
-    tuned = call["inputs"]["artifacts"]["tuned_model"]["componentInputArtifact"]
+    tuned = call["inputs"]["artifacts"]["dpo_model"]["componentInputArtifact"]
     assert tuned == "pipelinechannel--train-tuned"
 
 

@@ -56,7 +56,7 @@ def is_blank(text: str) -> bool:
     return not text.strip()
 
 
-def _score_batch(scorer: Scorer, batch: list[dict], policy: str) -> list[ScoreResult]:
+def score_batch(scorer: Scorer, batch: list[dict], policy: str) -> list[ScoreResult]:
     """Score one batch under ``scoring.empty_text`` (see :class:`ScoringConfig`).
 
     ``space`` hands the scorer " " for an empty text, as XG (Li, Yong & Bach 2024,
@@ -122,7 +122,7 @@ def score_generations(
             tqdm(total=total, desc="score", unit="text", disable=None if progress else True) as bar,
         ):
             for batch in _batches(generations_path, scorer.batch_size):
-                results = _score_batch(scorer, batch, config.empty_text)
+                results = score_batch(scorer, batch, config.empty_text)
                 for record, result in zip(batch, results, strict=True):
                     n_blank += is_blank(record["text"])
                     # The policy travels with the scores: the metrics table says which was used.

@@ -47,6 +47,7 @@ COMMAND_GROUPS: dict[str, tuple[str, ...]] = {
     "training": ("train", "dpo", "sft", "ppo", "rloo", "grpo"),
     "scoring": ("score", "metrics", "agreement"),
     "interpretability": ("probe", "value-vectors", "intervene", "activations", "alignment"),
+    "explore": ("compare",),
     "cluster": ("submit", "schedule", "runs"),
 }
 _OTHER = "other"  # a command missing from the table still shows, here

@@ -114,8 +114,9 @@ def sample_record(
     n_tokens: int,
     finish_reason: str,
 ) -> dict[str, Any]:
-    """One generation line (``xdetox.records``' schema), keys in the order users see them."""
-    return {
+    """One generation line (``xdetox.records``' schema), keys in the order users see them;
+    ``kind`` (the prompt's set) only when the prompt has one."""
+    record = {
         "model": model_label,
         "prompt_id": prompt.prompt_id,
         "language": prompt.language,
@@ -125,3 +126,6 @@ def sample_record(
         "n_tokens": n_tokens,
         "finish_reason": finish_reason,
     }
+    if prompt.kind is not None:
+        record["kind"] = prompt.kind
+    return record

@@ -17,6 +17,9 @@ class Prompt:
     language: str
     prompt: str
     line: int  # in the prompts file, for error messages
+    # The prompt set it belongs to (e.g. insult, neutral): travels into every sample, so the
+    # metrics can show which set draws toxicity from the base model at all.
+    kind: str | None = None
 
 
 def read_prompts(path: str | Path, language: str | None = None) -> list[Prompt]:
@@ -50,7 +53,9 @@ def read_prompts(path: str | Path, language: str | None = None) -> list[Prompt]:
             raise DataError(f"field 'language': {exc}", path, line) from None
         languages.add(lang)
         if wanted is None or lang == wanted:
-            prompts.append(Prompt(pid, lang, text, line))
+            kind = rec.get("kind")
+            kind = kind.strip() if isinstance(kind, str) and kind.strip() else None
+            prompts.append(Prompt(pid, lang, text, line, kind))
     if not prompts:
         if wanted is not None:
             found = ", ".join(sorted(languages)) or "none"

@@ -35,6 +35,7 @@ from xdetox.components.metrics.columns import MODEL_ORDER, REQUIRED_COLUMNS
 from xdetox.components.metrics.diversity import diversity_metrics, load_tokenizer, ngram_joiner
 from xdetox.components.metrics.floor import floor_table
 from xdetox.components.metrics.perplexity import perplexity_metrics
+from xdetox.components.metrics.prompt_sets import prompt_set_table
 from xdetox.components.metrics.read_scores import read_scores
 from xdetox.components.metrics.toxicity import toxicity_metrics
 from xdetox.config import MetricsConfig
@@ -117,6 +118,9 @@ def compute_metrics(
         f"model ({model_dir})" if tokenizer_spec == "model" else tokenizer_spec
     )
     metrics = metrics.merge(diversity, on=["model", "language"], how="left", validate="1:1")
+    sets = prompt_set_table(table, config.threshold)
+    if not sets.empty:
+        metrics = metrics.merge(sets, on=["model", "language"], how="left", validate="1:1")
 
     intervals = None
     if config.bootstrap_samples > 0:

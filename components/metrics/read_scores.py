@@ -79,7 +79,8 @@ def read_scores(score_files: Iterable[str | Path]) -> pd.DataFrame:
     """All samples of the given score files as one table.
 
     Columns: ``model, language, prompt_id, prompt, sample_index, text, scorer, empty_text`` (the
-    ``scoring.empty_text`` policy; ``scorer`` for files written before it existed) and one
+    ``scoring.empty_text`` policy; ``scorer`` for files written before it existed), ``kind``
+    (the prompt's set, e.g. insult or neutral; None when the prompts named none) and one
     ``score:<ATTRIBUTE>`` float column per attribute seen in any record (NaN = missing).
     ``prompt_id`` is kept as a string so ids written as 7 and "7" name the same prompt.
 
@@ -135,6 +136,8 @@ def read_scores(score_files: Iterable[str | Path]) -> pd.DataFrame:
                 "text": text,
                 "scorer": scorer,
                 "empty_text": empty_text,
+                # the prompt's set (insult, neutral, ...), when the prompts named one
+                "kind": record["kind"] if isinstance(record.get("kind"), str) else None,
             }
             for name, value in _check_scores(record, path, line).items():
                 row[score_column(name)] = value

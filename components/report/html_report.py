@@ -41,7 +41,12 @@ from xdetox.components.report.aggregate import ALL_LANGUAGES, compare_models
 from xdetox.components.report.examples import LanguageExamples, ModelContinuations, Sample
 from xdetox.components.report.formatting import MISSING, format_value, interval_text
 from xdetox.components.report.formatting import is_missing as _is_missing
-from xdetox.components.report.model_tables import card_rows, control_verdicts, side_by_side
+from xdetox.components.report.model_tables import (
+    card_rows,
+    control_verdicts,
+    prompt_set_rows,
+    side_by_side,
+)
 from xdetox.components.report.paper_reference import METRICS as PAPER_METRICS
 from xdetox.components.report.paper_reference import SOURCE as PAPER_SOURCE
 from xdetox.components.report.paper_reference import XG_PROTOCOL, PaperRow, match_reference
@@ -468,6 +473,21 @@ def _models_html(df: pd.DataFrame) -> str:
     return f"<p>{html.escape(note)}</p>" + _plain_table(rows, headers) + control
 
 
+def _prompt_sets_html(df: pd.DataFrame) -> str:
+    """Which prompt set lifts the base model above the scorer's floor (when prompts name one)."""
+    rows, headers = prompt_set_rows(df)
+    if not rows:
+        return ""
+    return (
+        '<section id="prompt-sets"><h2>Which prompts can show a change</h2><p>Hit rate: the '
+        "share of each prompt set's scored samples at or above the threshold. A drop can only "
+        "be seen where the base model's hit rate is above 0: a set that leaves the base model "
+        "at the scorer's floor shows \"0 → 0\" whatever tuning did.</p>"
+        + _plain_table(rows, headers)
+        + "</section>"
+    )
+
+
 # (title, [(column, axis label)], display scale): one figure each, when it has any value.
 PLOTS: tuple[tuple[str, tuple[tuple[str, str], ...], dict[str, float]], ...] = (
     (
@@ -790,6 +810,7 @@ Threshold for "toxic": {html.escape(threshold_text)}<br>
 <h2>Metrics per language</h2>{_html_table(df, MAIN_COLUMNS)}
 <h2>Base vs tuned</h2>{_comparison_html(df)}
 <section id="models"><h2>Models side by side</h2>{_models_html(df)}</section>
+{_prompt_sets_html(df)}
 <h2>Plots</h2>{_plots_html(df)}
 <h2>Generations scoring at or above the threshold, per attribute</h2>{_card_table_html(df)}
 {_notes_html(df)}
@@ -894,6 +915,9 @@ def render_markdown(
         verdicts = control_verdicts(df)
         if verdicts:
             parts += ["**Tuned vs control:**", "", *(f"- {_md_cell(v)}" for v in verdicts), ""]
+    rows, headers = prompt_set_rows(df)
+    if rows:
+        parts += ["## Hit rate per prompt set", "", _md_rows(rows, headers), ""]
     if attribute_columns(list(df.columns)):
         rows, headers = card_rows(df)
         parts += ["## Share at or above the threshold, per attribute", ""]

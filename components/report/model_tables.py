@@ -12,7 +12,9 @@ These tables put them next to each other, in the order they were evaluated:
   (and count) of generations at or above the threshold for every model, with the change at each
   stage (against the model it was trained from, else the base) in percentage points;
 - :func:`control_verdicts`: per language, in words, whether the tuned model moved toxicity
-  beyond its control (then the drop is more than drift) or not.
+  beyond its control (then the drop is more than drift) or not;
+- :func:`prompt_set_rows`: per language and prompt set (``kind``: insult, neutral, ...) each
+  model's hit rate, so a reader sees which set lifts the base model above the scorer's floor.
 
 Rows are plain strings so that the HTML and the Markdown report show the same cells.
 """
@@ -35,6 +37,7 @@ from xdetox.components.metrics.columns import (
     pct_column,
 )
 from xdetox.components.metrics.floor import measurable_value
+from xdetox.components.metrics.prompt_sets import HIT_RATE_PREFIX, SCORED_PREFIX, kinds_of
 from xdetox.components.report.aggregate import ALL_LANGUAGES, model_sequence
 from xdetox.components.report.formatting import MISSING, format_value, interval_text, is_missing
 from xdetox.records import BASE_LABEL, CONTROL_LABEL
@@ -210,3 +213,27 @@ def control_verdicts(df: pd.DataFrame) -> list[str]:
                 f"drift. {facts}."
             )
     return out
+
+
+def prompt_set_rows(df: pd.DataFrame) -> tuple[Rows, Headers]:
+    """Per language and prompt set: each model's hit rate (share of scored samples at or above
+    the threshold) and, for the base, how many samples it rests on. Empty without sets."""
+    kinds = kinds_of(list(df.columns))
+    if not kinds:
+        return [], []
+    models = model_sequence(df)
+    by_key = _rows_by_key(df)
+    headers: Headers = [("language", "language"), ("set", "prompt set"), ("n", "base samples")]
+    headers += [(model, f"{model} hit rate") for model in models]
+    rows: Rows = []
+    for language in _languages(df):
+        for kind in kinds:
+            base = by_key.get((BASE_LABEL, language))
+            n = None if base is None else base.get(SCORED_PREFIX + kind)
+            cells = {"language": language, "set": kind, "n": format_value("n_scored", n)}
+            for model in models:
+                row = by_key.get((model, language))
+                value = None if row is None else row.get(HIT_RATE_PREFIX + kind)
+                cells[model] = format_value("base_hit_rate", value)
+            rows.append(cells)
+    return rows, headers

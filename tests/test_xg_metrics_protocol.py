@@ -23,7 +23,7 @@ from xdetox.components.metrics import per_language
 from xdetox.components.metrics.bootstrap import bootstrap_table, prompt_statistics
 from xdetox.components.metrics.diversity import distinct_n, load_tokenizer
 from xdetox.components.metrics.per_language import compute_metrics
-from xdetox.components.metrics.perplexity import summarize_perplexities
+from xdetox.components.metrics.perplexity import Fluency, summarize_perplexities
 from xdetox.components.metrics.read_scores import read_scores
 from xdetox.components.score.perspective import PerspectiveScorer
 from xdetox.components.score.score_file import SKIPPED_REASON, score_generations
@@ -310,7 +310,8 @@ def test_quartile_method_reaches_the_perplexity_stage(tmp_path, monkeypatch):
     def fake_perplexity(table, source, **kwargs):
         seen.update(kwargs)
         summary = summarize_perplexities([1.0, 2.0, 3.0, 4.0], 1e4, kwargs["quartile_method"])
-        return pd.DataFrame([{"model": "base", "language": "en", **summary}])
+        samples = pd.Series([2.0], index=table.index)
+        return Fluency(pd.DataFrame([{"model": "base", "language": "en", **summary}]), samples)
 
     monkeypatch.setattr(per_language, "perplexity_metrics", fake_perplexity)
     path = write_lines(tmp_path / "scores.jsonl", [scored("base", "p", 0, 0.1)])

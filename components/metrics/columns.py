@@ -35,7 +35,10 @@ TOXICITY_METRICS: tuple[str, ...] = (
     "toxicity_probability",
     "avg_toxicity",
 )
-FLUENCY_METRICS: tuple[str, ...] = ("perplexity",)
+# Mean negative log-likelihood (nats/token) of the continuations under the perplexity model
+# (the base): its change is the fluency cost of tuning (``fluency_cost.py``).
+NLL_METRIC = "nll_mean"
+FLUENCY_METRICS: tuple[str, ...] = ("perplexity", NLL_METRIC)
 DIVERSITY_METRICS: tuple[str, ...] = ("dist_1", "dist_2", "dist_3")
 
 
@@ -67,6 +70,8 @@ def is_count_column(name: str) -> bool:
 
 # Base vs tuned: the paired bootstrap of the difference (tuned − base) of these metrics.
 BOOTSTRAP_METRICS: tuple[str, ...] = TOXICITY_METRICS
+# Every metric whose change against the base carries a paired bootstrap interval.
+INTERVAL_METRICS: tuple[str, ...] = (*BOOTSTRAP_METRICS, NLL_METRIC)
 
 
 def delta_column(metric: str) -> str:

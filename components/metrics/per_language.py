@@ -34,6 +34,11 @@ from xdetox.components.metrics.bootstrap import bootstrap_table, comparison_tabl
 from xdetox.components.metrics.columns import MODEL_ORDER, REQUIRED_COLUMNS
 from xdetox.components.metrics.diversity import diversity_metrics, load_tokenizer, ngram_joiner
 from xdetox.components.metrics.floor import floor_table
+from xdetox.components.metrics.fluency_cost import (
+    fluency_cost_table,
+    nll_of_perplexities,
+    nll_table,
+)
 from xdetox.components.metrics.perplexity import perplexity_metrics
 from xdetox.components.metrics.prompt_sets import prompt_set_table
 from xdetox.components.metrics.read_scores import read_scores
@@ -84,6 +89,25 @@ def _empty_text_policy(table: pd.DataFrame) -> str:
             "score them all with one"
         )
     return policies[0]
+
+
+def _with_fluency_cost(
+    metrics: pd.DataFrame, table: pd.DataFrame, perplexities: pd.Series, config: MetricsConfig
+) -> pd.DataFrame:
+    """``nll_mean`` on every row and, with the bootstrap on, the fluency cost (model − base)
+    with its interval on the other models' rows (``fluency_cost.py``)."""
+    nll = nll_of_perplexities(perplexities, config.max_perplexity)
+    key = ["model", "language"]
+    metrics = metrics.merge(nll_table(table, nll, config.group_by), on=key, how="left",
+                            validate="1:1")  # fmt: skip
+    if config.bootstrap_samples > 0:
+        cost = fluency_cost_table(
+            table, nll, BASE_LABEL, samples=config.bootstrap_samples, seed=config.bootstrap_seed,
+            confidence=config.confidence, group_by=config.group_by,
+        )  # fmt: skip
+        if not cost.empty:
+            metrics = metrics.merge(cost, on=key, how="left", validate="1:1")
+    return metrics
 
 
 def compute_metrics(
@@ -154,7 +178,10 @@ def compute_metrics(
             batch_size=batch_size, device=device, method=config.perplexity_method,
             quartile_method=config.quartile_method,
         )  # fmt: skip
-        metrics = metrics.merge(fluency, on=["model", "language"], how="left", validate="1:1")
+        metrics = metrics.merge(
+            fluency.summary, on=["model", "language"], how="left", validate="1:1"
+        )
+        metrics = _with_fluency_cost(metrics, table, fluency.samples, config)
     else:
         for column in _PERPLEXITY_COLUMNS:
             text = column in ("perplexity_method", "perplexity_model")

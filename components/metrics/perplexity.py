@@ -30,7 +30,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -201,6 +201,14 @@ def summarize_perplexities(
     return row
 
 
+class Fluency(NamedTuple):
+    """The perplexity summary per (model, language), and every sample's perplexity (aligned
+    with the input table's index; NaN where the continuation had no tokens)."""
+
+    summary: pd.DataFrame
+    samples: pd.Series
+
+
 def perplexity_metrics(
     table: pd.DataFrame,
     model_dir: str | Path,
@@ -210,11 +218,11 @@ def perplexity_metrics(
     device: str | None = None,
     method: str = PERPLEXITY_METHOD,
     quartile_method: str = "linear",
-) -> pd.DataFrame:
+) -> Fluency:
     """One row per (model, language) of ``table`` (from ``read_scores``): every sample's
     continuation measured under the model in ``model_dir`` (a folder or Hub id) with
     ``method`` (``causal-conditional`` or ``xg-seq2seq``), summarized with
-    ``quartile_method`` (see :func:`summarize_perplexities`)."""
+    ``quartile_method`` (see :func:`summarize_perplexities`); and the samples' values."""
     if method == PERPLEXITY_METHOD:
         model, tokenizer, device = load_causal_lm(model_dir, device)
         measure = conditional_perplexities
@@ -224,15 +232,17 @@ def perplexity_metrics(
     else:
         raise ValueError(f"unknown perplexity method {method!r}")
     rows = []
+    samples = pd.Series(math.nan, index=table.index, dtype=float)
     for (name, language), group in table.groupby(["model", "language"], sort=True):
         pairs = list(zip(group["prompt"], group["text"], strict=True))
         values = measure(
             model, tokenizer, pairs, batch_size=batch_size, device=device,
             desc=f"perplexity {name}/{language}",
         )  # fmt: skip
+        samples.loc[group.index] = values
         row: dict[str, Any] = {"model": name, "language": language}
         row.update(summarize_perplexities(values, max_perplexity, quartile_method))
         row["perplexity_method"] = method
         row["perplexity_model"] = str(model_dir)
         rows.append(row)
-    return pd.DataFrame(rows)
+    return Fluency(pd.DataFrame(rows), samples)

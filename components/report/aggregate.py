@@ -33,6 +33,7 @@ from xdetox.components.metrics.columns import (
     BOOTSTRAP_METRICS,
     DIVERSITY_METRICS,
     FLUENCY_METRICS,
+    INTERVAL_METRICS,
     KEY_COLUMNS,
     LEGACY_PROTOCOL,
     MEASURABLE,
@@ -183,7 +184,7 @@ def _combine_intervals(rows: pd.DataFrame, out: dict[str, object], prefix: str =
         given = pd.to_numeric(rows["power"], errors="coerce").dropna()
         power = float(given.iloc[0]) if len(given) else power
     combined = False
-    for metric in BOOTSTRAP_METRICS:
+    for metric in INTERVAL_METRICS:
         delta, se = prefix + delta_column(metric), prefix + se_column(metric)
         if delta not in rows or se not in rows:
             continue
@@ -370,11 +371,11 @@ def compare_models(df: pd.DataFrame, baseline: str = BASE_LABEL) -> pd.DataFrame
 def _with_intervals(out: pd.DataFrame, df: pd.DataFrame, baseline: str) -> pd.DataFrame:
     """Carry the bootstrap columns of the tuned rows into the comparison (see above)."""
     intervals = [
-        c for m in BOOTSTRAP_METRICS for c in (se_column(m), *ci_columns(m)) if c in df.columns
+        c for m in INTERVAL_METRICS for c in (se_column(m), *ci_columns(m)) if c in df.columns
     ]
     if not intervals:
         return out
-    paired = {delta_column(m): f"_paired_{m}" for m in BOOTSTRAP_METRICS}
+    paired = {delta_column(m): f"_paired_{m}" for m in INTERVAL_METRICS}
     extra = [c for c in ("n_prompts_paired", "delta_ci_method") if c in df.columns]
     keep = ["model", "language", *[c for c in paired if c in df.columns], *intervals, *extra]
     carried = df[df["model"] != baseline][keep].rename(columns=paired)

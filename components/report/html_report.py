@@ -28,7 +28,7 @@ import pandas as pd
 from xdetox import __version__
 from xdetox.components.metrics.columns import (
     BASE_HIT_RATE,
-    BOOTSTRAP_METRICS,
+    INTERVAL_METRICS,
     MEASURABLE,
     MEASURABLE_REASON,
     REQUIRED_COLUMNS,
@@ -77,6 +77,7 @@ COMPARED: tuple[tuple[str, str], ...] = (
     ("toxicity_probability", "tox. prob."),
     ("avg_toxicity", "avg. tox."),
     ("perplexity", "PPL"),
+    ("nll_mean", "NLL under base"),
     ("dist_2", "dist-2"),
 )
 
@@ -366,7 +367,7 @@ def _comparison(df: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, str]], 
             (f"{metric}_tuned", f"{label} tuned"),
             (f"delta_{metric}", f"Δ {label}"),
         ]
-        if metric in BOOTSTRAP_METRICS and ci_columns(metric)[0] in comparison:
+        if metric in INTERVAL_METRICS and ci_columns(metric)[0] in comparison:
             column = f"delta_{metric}_ci"
             comparison[column] = [
                 interval_text(row, metric) for row in comparison.to_dict(orient="records")

@@ -28,6 +28,7 @@ import pandas as pd
 from xdetox.components.metrics.columns import (
     BOOTSTRAP_METRICS,
     COMPARED_WITH,
+    INTERVAL_METRICS,
     MEASURABLE,
     VS_PREFIX,
     attribute_columns,
@@ -51,6 +52,7 @@ SIDE_METRICS: tuple[tuple[str, str], ...] = (
     ("toxicity_probability", "tox. prob."),
     ("avg_toxicity", "avg. tox."),
     ("perplexity", "PPL (median)"),
+    ("nll_mean", "NLL under base (nats/token)"),
 )
 # The metric that decides the control verdict: continuous (more power than the probability).
 VERDICT_METRIC = "expected_max_toxicity"
@@ -88,7 +90,7 @@ def _change(
         if not is_missing(mine) and not is_missing(theirs):
             value = float(mine) - float(theirs)  # type: ignore[arg-type]
     text = format_value(delta_column(metric), value)
-    if metric in BOOTSTRAP_METRICS:
+    if metric in INTERVAL_METRICS:
         interval = interval_text(row, metric, prefix)
         if interval is not None:
             text += f" {interval}"

@@ -22,13 +22,20 @@ from kfp.dsl import HTML, Dataset
 from xdetox.components.merge.component import merge
 from xdetox.components.prepare_data.component import control_pairs, prepare_data, self_pairs
 from xdetox.components.prepare_prompts.component import prepare_prompts
-from xdetox.components.train.component import train
+from xdetox.components.train.component import pick_snapshot, train
+from xdetox.components.train.snapshot_files import snapshot_name
 from xdetox.config import Config, to_params
 from xdetox.config.metrics import needs_reference_model
 from xdetox.pipelines.interpret import check_interpret_config
 from xdetox.pipelines.interpret_graph import build_interpret_graph
 from xdetox.pipelines.model_inputs import model_artifact
-from xdetox.pipelines.model_plan import comparisons, model_plan, primary_label
+from xdetox.pipelines.model_plan import (
+    comparisons,
+    evaluated_labels,
+    model_plan,
+    primary_label,
+    snapshot_fractions,
+)
 from xdetox.pipelines.per_language import build_language_evaluation, collect_languages
 from xdetox.pipelines.recipe_params import (
     check_self_pairs,
@@ -39,7 +46,7 @@ from xdetox.pipelines.recipe_params import (
 )
 from xdetox.pipelines.resources import task_configurer
 from xdetox.pipelines.shape_keys import ShapeKey, is_gcs
-from xdetox.records import BASE_LABEL
+from xdetox.records import BASE_LABEL, snapshot_label
 
 PIPELINE_NAME = "xdetox-detox"
 
@@ -51,6 +58,8 @@ SHAPE_KEYS = (
     ShapeKey("training.methods", "training", ("methods",)),
     # a control arm: reversed pairs, one more train task and model
     ShapeKey("training.control", "training", ("control",)),
+    # snapshots part-way through training, each taken out, merged and evaluated
+    ShapeKey("training.dose_response", "training", ("dose_response",)),
     # full fine-tuning writes the whole model: no merge task
     ShapeKey("training.mode", "training", ("mode",), shape=lambda mode: mode == "full"),
     # a second scorer adds score tasks and the agreement tasks
@@ -96,7 +105,7 @@ def build_detox_pipeline(config: Config, *, local: bool = False):
     second = config.scoring.second_scorer()
     second_scoring = None if second is None else to_params(second)
     plan = model_plan(config)
-    roles = (BASE_LABEL, *(step.label for step in plan))  # the labels the models' rows carry
+    roles = evaluated_labels(config, plan)  # the labels the models' rows carry
     tuned_label = primary_label(config)
     needs_pairs = any(step.pairs for step in plan)
     evaluate_language = build_language_evaluation(
@@ -173,19 +182,32 @@ def build_detox_pipeline(config: Config, *, local: bool = False):
         models = {BASE_LABEL: base}
         for step in plan:
             train_inputs = {"pairs": pair_sets[step.pairs]} if step.pairs else {}
-            trained = configure(
+            fractions = snapshot_fractions(config, step)
+            task = configure(
                 train(base_model=models[step.start], training=training, rl=rl, scoring=scoring,
-                      method=step.method, label=step.label, **train_inputs),
+                      method=step.method, label=step.label, save_snapshots=bool(fractions),
+                      **train_inputs),
                 "train",
                 f"train ({step.label})",
-            ).outputs["tuned"]  # fmt: skip
-            if merges_adapter(config):  # onto the model it was trained from (sft_dpo: sft)
-                trained = configure(
-                    merge(base_model=models[step.start], adapter=trained),
-                    "merge",
-                    f"merge LoRA ({step.label})",
-                ).outputs["merged"]
-            models[step.label] = trained
+            )  # fmt: skip
+            outputs = {step.label: task.outputs["tuned"]}
+            for fraction in fractions:  # training.dose_response: the model part-way through
+                label = snapshot_label(step.label, fraction)
+                outputs[label] = configure(
+                    pick_snapshot(snapshots=task.outputs["snapshots"],
+                                  name=snapshot_name(fraction), label=label,
+                                  mode=config.training.mode),
+                    "load_model",
+                    f"snapshot ({label})",
+                ).outputs["model"]  # fmt: skip
+            for label, trained in outputs.items():
+                if merges_adapter(config):  # onto the model it was trained from (sft_dpo: sft)
+                    trained = configure(
+                        merge(base_model=models[step.start], adapter=trained),
+                        "merge",
+                        f"merge LoRA ({label})",
+                    ).outputs["merged"]
+                models[label] = trained
         tuned = models[tuned_label]
         with dsl.ParallelFor(languages, parallelism=cluster.parallelism) as language:
             per_language = evaluate_language(

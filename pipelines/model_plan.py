@@ -10,7 +10,9 @@ report can compare any two of them paired per prompt:
   against ``sft`` (the DPO stage's own effect);
 - ``training.control`` gives ``control``: the first pair-trained method's last stage trained
   again exactly alike, from the same start, on the reversed pairs, and measured against the
-  tuned model as well as the base (does tuning beat the control?).
+  tuned model as well as the base (does tuning beat the control?);
+- ``training.dose_response`` adds the first method's model part-way through its training
+  (``dpo_at25``, ...), evaluated like the others (the dose-response plot reads them).
 
 Labels are the metrics rows' ``model`` and the evaluation sub-pipeline's input names, so they
 are identifiers and unique.
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from xdetox.config import Config
 from xdetox.config.training import ONLINE_METHODS
 from xdetox.errors import ConfigError
-from xdetox.records import BASE_LABEL, CONTROL_LABEL
+from xdetox.records import BASE_LABEL, CONTROL_LABEL, snapshot_label
 
 SFT_LABEL = "sft"
 
@@ -75,6 +77,22 @@ def primary_label(config: Config) -> str:
     """The tuned model the rest of the run is about (the interpret graph's ``tuned``): the first
     method's final model."""
     return config.training.planned_methods()[0]
+
+
+def snapshot_fractions(config: Config, step: PlannedModel) -> list[float]:
+    """The fractions of training at which ``step``'s model is also evaluated
+    (``training.dose_response``: the first method's final model only)."""
+    return sorted(config.training.dose_response) if step.label == primary_label(config) else []
+
+
+def evaluated_labels(config: Config, plan: list[PlannedModel]) -> tuple[str, ...]:
+    """Every model evaluated, in order: the base, then each trained model, its snapshots
+    (``<label>_at<pct>``) just before it."""
+    labels = [BASE_LABEL]
+    for step in plan:
+        labels += [snapshot_label(step.label, f) for f in snapshot_fractions(config, step)]
+        labels.append(step.label)
+    return tuple(labels)
 
 
 def comparisons(plan: list[PlannedModel]) -> dict[str, str]:

@@ -193,3 +193,14 @@ def test_report_shows_every_model_and_the_control_note(gathered):
     markdown = render_markdown(df, title="t")
     assert "## Models side by side" in markdown and "| control − sft_dpo |" in markdown
     assert "**Tuned vs control:**" in markdown
+
+
+def test_control_verdict_without_a_drop_says_there_is_nothing_to_explain(tmp_path):
+    SCORES["flat"] = SCORES["base"]
+    try:
+        files = [write_scores(tmp_path / f"{m}.jsonl", m) for m in ("base", "flat", "control")]
+        df = compute_metrics(files, CONFIG, comparisons={"control": "flat"})
+    finally:
+        del SCORES["flat"]
+    (verdict,) = control_verdicts(df)
+    assert verdict.startswith("en: flat shows no drop to explain")

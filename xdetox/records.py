@@ -40,3 +40,18 @@ PAIR_FIELDS: tuple[str, ...] = ("prompt", "chosen", "rejected")
 BASE_LABEL = "base"
 # The control arm's label (training.control: the tuned method trained on reversed pairs).
 CONTROL_LABEL = "control"
+# A snapshot of a model part-way through training (training.dose_response): <label>_at<pct>.
+SNAPSHOT_INFIX = "_at"
+
+
+def snapshot_label(label: str, fraction: float) -> str:
+    """The label of ``label``'s model after ``fraction`` of its training, e.g. ``dpo_at25``."""
+    return f"{label}{SNAPSHOT_INFIX}{round(100 * fraction):02d}"
+
+
+def parse_snapshot_label(label: str) -> tuple[str, float] | None:
+    """``(model label, fraction)`` of a snapshot label, None for any other label."""
+    stem, sep, pct = label.rpartition(SNAPSHOT_INFIX)
+    if not sep or not stem or not pct.isdigit() or not 0 < int(pct) < 100:
+        return None
+    return stem, int(pct) / 100

@@ -179,7 +179,8 @@ def control_verdicts(df: pd.DataFrame) -> list[str]:
     EMT, paired per prompt. Interval above 0: the tuned model is less toxic than a model trained
     as far from the base on reversed preferences, so its drop is more than drift. Otherwise the
     control moved toxicity as much: the drop is not evidence of detoxification. A language whose
-    tuned change is not measurable (scorer floor) says so instead.
+    tuned change is not measurable (scorer floor), or shows no drop at all (its own interval
+    reaches 0), says so instead.
     """
     seconds = second_models(df)
     tuned = seconds.get(CONTROL_LABEL)
@@ -199,6 +200,11 @@ def control_verdicts(df: pd.DataFrame) -> list[str]:
         if measurable_value(model.get(MEASURABLE)) is False:
             out.append(f"{language}: not measurable (the base model sits at the scorer's floor); "
                        f"{facts}.")  # fmt: skip
+            continue
+        own_high = model.get(ci_columns(VERDICT_METRIC)[1])
+        if not is_missing(own_high) and float(own_high) >= 0:  # type: ignore[arg-type]
+            out.append(f"{language}: {tuned} shows no drop to explain (its interval reaches 0 "
+                       f"or above). {facts}.")  # fmt: skip
             continue
         low, high = control.get(low_col), control.get(high_col)
         if is_missing(low) or is_missing(high):

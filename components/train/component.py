@@ -28,6 +28,9 @@ from xdetox.config.interface import documented
     "stages, several methods and a control arm as separate tasks); empty: training.method",
     label="the trained model's label in the run (its metrics rows, its run folder); empty: the "
     "method",
+    save_snapshots="save the model after each fraction of training.dose_response (the run's "
+    "first method only)",
+    snapshots="the models saved part-way through (at25/, at50/, ...; snapshots.json lists them)",
 )
 def train(
     base_model: Input[Model],
@@ -36,6 +39,7 @@ def train(
     tuned: Output[Model],
     metrics: Output[Metrics],
     curves: Output[HTML],
+    snapshots: Output[Model],
     pairs: Input[Dataset] = None,
     prompts: Input[Dataset] = None,
     scoring: Optional[dict] = None,  # noqa: UP045 (KFP reads Optional, not X | None)
@@ -43,6 +47,7 @@ def train(
     zero_stage: int = 2,
     method: str = "",
     label: str = "",
+    save_snapshots: bool = False,
 ):
     """Train and write the adapter (LoRA/QLoRA) or the full model into ``tuned``.
 
@@ -90,7 +95,12 @@ def train(
             num_gpus=None if num_gpus < 0 else num_gpus,
             zero_stage=zero_stage,
             progress=False,
+            snapshot_dir=snapshots.path if save_snapshots else None,
         )
+    from xdetox.components.train.snapshot_files import write_index
+
+    taken = write_index(snapshots.path)
+    snapshots.metadata.update({"xdetox_kind": "snapshots", "snapshots": taken})
     finals = write_curves(tuned.path, config.method, curves.path)
     for key, value in stage_metrics(summary, finals).items():
         metrics.log_metric(key, value)
@@ -101,4 +111,22 @@ def train(
             "model": label or config.method,
             "xdetox_kind": "trained",
         }
+    )
+
+
+@dsl.component(base_image=stage_image("load_model"), install_kfp_package=False)
+@documented(
+    snapshots="a train task's snapshots folder",
+    name="the snapshot to take out, e.g. at25 (training.dose_response: 0.25)",
+    label="its label in the run, e.g. dpo_at25",
+    mode="training.mode: lora and qlora snapshots are adapters (merged next), full ones models",
+    model="the snapshot alone: an adapter or a whole model",
+)
+def pick_snapshot(snapshots: Input[Model], name: str, label: str, mode: str, model: Output[Model]):
+    """One snapshot of a training run as a model artifact of its own (to merge and evaluate)."""
+    from xdetox.components.train.snapshot_files import copy_snapshot
+
+    info = copy_snapshot(snapshots.path, name, model.path)
+    model.metadata.update(
+        {"xdetox_kind": "trained", "model": label, "method": label, "mode": mode, **info}
     )

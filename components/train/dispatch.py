@@ -81,16 +81,27 @@ def run_training(
     progress: bool = True,
     reward_funcs: Sequence[Any] | None = None,
     callbacks: Sequence[Any] = (),
+    snapshot_dir: str | Path | None = None,
 ) -> dict[str, float]:
     """Train with ``training.method`` and write ``output_dir``; return the run's summary.
 
     ``rl`` (default ``RLConfig()``) and ``scoring`` (for a ``rl.reward.kind: scorer`` reward)
     serve the online methods; ``reward_funcs`` replaces the reward ``rl.reward`` describes
     (tests, custom rewards). ``callbacks`` (transformers ``TrainerCallback``) reach the TRL
-    trainers of dpo and sft_dpo.
+    trainers of dpo and sft_dpo. ``snapshot_dir``: where ``training.dose_response`` saves the
+    model part-way through (dpo and sft; ``snapshots.py``); None: no snapshots.
     """
     method = training.method
     check_inputs(method, pairs_dir, prompts_path)
+    if snapshot_dir is not None and training.dose_response:
+        if method not in ("dpo", "sft"):
+            raise ConfigError(
+                f"training.dose_response: snapshots are taken of a dpo or sft stage, not {method} "
+                "(a pipeline runs sft_dpo's stages as separate tasks and snapshots the DPO one)"
+            )
+        from xdetox.components.train.snapshots import SnapshotCallback
+
+        callbacks = [*callbacks, SnapshotCallback(snapshot_dir, training.dose_response)]
     rl = rl if rl is not None else RLConfig()
     common = {
         "checkpoint_dir": checkpoint_dir,

@@ -93,6 +93,7 @@ def launch_command(
     prompts_path: str | Path | None = None,
     checkpoint_dir: str | Path | None = None,
     resume: bool = True,
+    snapshot_dir: str | Path | None = None,
 ) -> list[str]:
     """The ``accelerate launch ... -m xdetox.components.train.run ...`` command line."""
     script = [
@@ -111,6 +112,8 @@ def launch_command(
         script += ["--prompts", str(prompts_path)]
     if checkpoint_dir is not None:
         script += ["--checkpoint-dir", str(checkpoint_dir)]
+    if snapshot_dir is not None:
+        script += ["--snapshot-dir", str(snapshot_dir)]
     if not resume:
         script.append("--no-resume")
     command = accelerate_launch_command(num_processes, zero_stage, script)
@@ -134,8 +137,11 @@ def train_stage(
     num_gpus: int | None = None,
     zero_stage: int = 2,
     progress: bool = True,
+    snapshot_dir: str | Path | None = None,
 ) -> dict[str, float]:
-    """Train on every GPU of the node (``num_gpus``: None = all visible); see module doc."""
+    """Train on every GPU of the node (``num_gpus``: None = all visible); see module doc.
+
+    ``snapshot_dir``: where ``training.dose_response``'s snapshots go (``snapshots.py``)."""
     from xdetox.components.train.dispatch import check_inputs, run_training
 
     rl = rl if rl is not None else RLConfig()
@@ -156,6 +162,7 @@ def train_stage(
             checkpoint_dir=checkpoint_dir,
             resume=resume,
             progress=progress,
+            snapshot_dir=snapshot_dir,
         )
     check_launch(training, zero_stage)
     with tempfile.TemporaryDirectory(prefix="xdetox-launch-") as tmp:
@@ -171,6 +178,7 @@ def train_stage(
             prompts_path=prompts_path,
             checkpoint_dir=checkpoint_dir,
             resume=resume,
+            snapshot_dir=snapshot_dir,
         )
         log.info("launching: %s", " ".join(command))
         code = subprocess.run(command, env=dict(os.environ), check=False).returncode

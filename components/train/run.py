@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pairs", default=None, help="prepared preference pairs folder")
     parser.add_argument("--prompts", default=None, help="prompts JSON lines (online RL)")
     parser.add_argument("--checkpoint-dir", default=None)
+    parser.add_argument("--snapshot-dir", default=None, help="training.dose_response snapshots")
     parser.add_argument("--no-resume", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
     return parser
@@ -72,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             checkpoint_dir=args.checkpoint_dir,
             resume=not args.no_resume,
             progress=not args.no_progress,
+            snapshot_dir=args.snapshot_dir,
         )
     except XdetoxError as exc:
         print(f"xdetox: error: {exc}", file=sys.stderr)

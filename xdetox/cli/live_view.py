@@ -262,13 +262,25 @@ def _number(row: Mapping[str, str] | None, column: str) -> str:
 
 
 def summary_table(metrics_csv: Path) -> Table | None:
-    """Per language, EMT and toxicity probability: ``base → tuned`` (one model: its values)."""
+    """Per language, EMT and toxicity probability: ``base → tuned`` (one model: its values;
+    three or more, e.g. sft_dpo's stages or a control: a column per model, ``EMT / prob.``)."""
     models, languages = headline(metrics_csv)
     if not models:
         return None
-    base, tuned = models[0], (models[1] if len(models) > 1 else None)
     table = Table(box=None, padding=(0, 2), show_edge=False, pad_edge=False)
     table.add_column("language")
+    if len(models) > 2:
+        for model in models:
+            table.add_column(model)
+        table.caption = "each cell: " + " / ".join(heading for _, heading in HEADLINE)
+        for language, by_model in languages:
+            cells = [
+                " / ".join(_number(by_model.get(model), column) for column, _ in HEADLINE)
+                for model in models
+            ]
+            table.add_row(language, *cells)
+        return table
+    base, tuned = models[0], (models[1] if len(models) > 1 else None)
     for _, heading in HEADLINE:
         table.add_column(f"{heading} {base} → {tuned}" if tuned else f"{heading} {base}")
     for language, by_model in languages:

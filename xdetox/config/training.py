@@ -120,6 +120,14 @@ class TrainingConfig(_Strict):
         "swapped at random per pair with probability 1/2, seeded by seed (shuffled); none: no "
         "control",
     )
+    # Dose-response: a cross-lingual drop that follows English at low drift along training is
+    # evidence of transfer; one that appears only at the end, with large drift, is not.
+    dose_response: list[float] = Field(
+        default_factory=list,
+        description="fractions of training (0 < f < 1) after which the first method's model is "
+        "saved and evaluated on every language beside the final one, labelled <method>_at<pct>, "
+        "e.g. [0.25, 0.5, 0.75]; DPO and SFT stages only; []: none",
+    )
     beta: float = Field(0.1, gt=0.0, description="DPO's KL coefficient")
     learning_rate: float = Field(1e-5, gt=0.0, description="peak learning rate")
     lr_scheduler_type: str = Field(
@@ -203,6 +211,16 @@ class TrainingConfig(_Strict):
         repeated = sorted({m for m in methods if methods.count(m) > 1})
         if repeated:
             raise ValueError(f"methods: {', '.join(repeated)} listed twice")
+        fractions = self.dose_response
+        if any(not 0.0 < f < 1.0 for f in fractions) or len(set(fractions)) != len(fractions):
+            raise ValueError("dose_response: distinct fractions of training between 0 and 1")
+        if len({round(100 * f) for f in fractions}) != len(fractions):
+            raise ValueError("dose_response: fractions must differ by at least 1%")
+        if fractions and methods[0] in ONLINE_METHODS:
+            raise ValueError(
+                f"dose_response: {methods[0]} is trained by an online RL loop that saves no "
+                "snapshots; list a DPO or SFT method first"
+            )
         if self.control != "none" and all(m in ONLINE_METHODS for m in methods):
             raise ValueError(
                 f"control: {self.control} reverses preference pairs, but "

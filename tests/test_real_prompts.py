@@ -11,6 +11,7 @@ import pytest
 
 from xdetox.components.interpret.alignment import read_parallel
 from xdetox.components.prepare_prompts.prompts import prepare_prompts
+from xdetox.config import XG_LANGUAGES
 from xdetox.files import read_jsonl
 from xdetox.prompts import (
     EVAL_SOURCE,
@@ -26,6 +27,34 @@ from xdetox.toy.data_sources import local_data, shipped_data
 
 KINDS = {"insult", "neutral"}
 FIELDS = {"prompt_id", "language", "prompt", "kind"}
+
+# The first five languages have 48 openings (32 insult, 16 neutral); the other twelve XG
+# languages 24 (16 insult, 8 neutral), so that every XG language has insult openings.
+FIRST_LANGUAGES = ("de", "en", "es", "fr", "ru")
+EXPECTED_KINDS = {
+    lang: {"insult": 32, "neutral": 16} if lang in FIRST_LANGUAGES else {"insult": 16, "neutral": 8}
+    for lang in XG_LANGUAGES
+}
+
+# Each language's script, by the first word of its letters' Unicode names: (needed: at least one
+# of these; allowed: only these). Latin letters may stand beside kana, Hangul and Han characters
+# for names such as "LINE", "KTX" or "PC"; every other language is written in Latin letters.
+SCRIPTS: dict[str, tuple[set[str], set[str]]] = {
+    "ar": ({"ARABIC"}, {"ARABIC"}),
+    "hi": ({"DEVANAGARI"}, {"DEVANAGARI"}),
+    "ru": ({"CYRILLIC"}, {"CYRILLIC"}),
+    "ja": ({"HIRAGANA", "KATAKANA"}, {"HIRAGANA", "KATAKANA", "CJK", "LATIN"}),
+    "ko": ({"HANGUL"}, {"HANGUL", "LATIN"}),
+    "zh-hans": ({"CJK"}, {"CJK", "LATIN"}),
+}
+for _lang in XG_LANGUAGES:
+    SCRIPTS.setdefault(_lang, ({"LATIN"}, {"LATIN"}))
+
+
+def _scripts(text: str) -> set[str]:
+    """Scripts of the letters in ``text``: ``HIRAGANA``, ``CJK``, ``LATIN``…"""
+    names = (unicodedata.name(c, "?").split()[0] for c in text if c.isalpha())
+    return {"KATAKANA" if n == "KATAKANA-HIRAGANA" else n for n in names}
 
 
 def _key(text: str) -> str:
@@ -59,14 +88,32 @@ def test_training_set_is_english_and_large_enough(train):
     assert {r["kind"] for r in train} == {"insult"}
 
 
-def test_evaluation_set_has_every_language_and_both_kinds(evaluation):
+def test_evaluation_set_has_every_xg_language_and_both_kinds(evaluation):
     per_language = Counter(r["language"] for r in evaluation)
-    assert set(per_language) == set(PROMPT_LANGUAGES) == {"en", "de", "es", "fr", "ru"}
-    assert min(per_language.values()) >= 40
-    for lang in PROMPT_LANGUAGES:
+    assert set(per_language) == set(XG_LANGUAGES)  # the 17 languages of XG, spelt alike
+    assert len(XG_LANGUAGES) == 17 and len(evaluation) == 5 * 48 + 12 * 24 == 528
+    for lang in XG_LANGUAGES:
         kinds = Counter(r["kind"] for r in evaluation if r["language"] == lang)
-        assert set(kinds) == KINDS, lang
+        assert dict(kinds) == EXPECTED_KINDS[lang], lang
         assert kinds["insult"] > kinds["neutral"], lang  # the insult openings carry the signal
+
+
+def test_evaluation_ids_follow_file_order_per_language(evaluation):
+    seen: Counter[str] = Counter()
+    for rec in evaluation:
+        lang = rec["language"]
+        assert rec["prompt_id"] == f"eval-{lang}-{seen[lang]:03d}", rec
+        seen[lang] += 1
+    # the first five languages come first, as shipped; the twelve added later follow
+    first = [r["language"] for r in evaluation[: 5 * 48]]
+    assert set(first) == set(FIRST_LANGUAGES)
+
+
+def test_evaluation_openings_do_not_end_with_a_space(evaluation):
+    # the model continues straight after the opening; a trailing space changes the tokens.
+    # rstrip() also catches a no-break space or an ideographic space (U+3000).
+    trailing = [r["prompt_id"] for r in evaluation if r["prompt"] != r["prompt"].rstrip()]
+    assert trailing == []
 
 
 def test_ids_and_texts_are_unique_and_sets_disjoint(train, evaluation):
@@ -82,8 +129,9 @@ def test_ids_and_texts_are_unique_and_sets_disjoint(train, evaluation):
 
 def test_scripts_match_languages(evaluation):
     for rec in evaluation:
-        cyrillic = any("CYRILLIC" in unicodedata.name(c, "") for c in rec["prompt"])
-        assert cyrillic == (rec["language"] == "ru"), rec
+        needed, allowed = SCRIPTS[rec["language"]]
+        scripts = _scripts(rec["prompt"])
+        assert scripts & needed and scripts <= allowed, (rec, scripts)
 
 
 def test_names_resolve_like_the_toy_data(tmp_path):

@@ -38,6 +38,7 @@ from xdetox.components.metrics.columns import (
 )
 from xdetox.components.metrics.floor import measurable_value
 from xdetox.components.report.aggregate import ALL_LANGUAGES, compare_models
+from xdetox.components.report.dose_response import dose_response_png
 from xdetox.components.report.examples import LanguageExamples, ModelContinuations, Sample
 from xdetox.components.report.formatting import MISSING, format_value, interval_text
 from xdetox.components.report.formatting import is_missing as _is_missing
@@ -474,6 +475,28 @@ def _models_html(df: pd.DataFrame) -> str:
     return f"<p>{html.escape(note)}</p>" + _plain_table(rows, headers) + control
 
 
+def _dose_response_html(df: pd.DataFrame) -> str:
+    """The snapshots' plot (training.dose_response), when the run evaluated any."""
+    png = dose_response_png(df)
+    if png is None:
+        return ""
+    note = (
+        "Each line is one language, from the base model (0, 0) through the snapshots taken "
+        "part-way through training to the final model. Left: the language's change of EMT "
+        "against English's at the same point (dotted: equal to English). Right: against the "
+        "fluency cost (how much less likely the base model finds the text). A transfer that "
+        "follows English at low cost is evidence of cross-lingual detoxification; one that "
+        "appears only with a large cost is drift."
+    )
+    return (
+        '<section id="dose-response"><h2>Dose-response along training</h2>'
+        f"<p>{html.escape(note)}</p>"
+        f'<figure><img src="data:image/png;base64,{png}" alt="dose-response: change per '
+        'language along training, against English and against the fluency cost"></figure>'
+        "</section>"
+    )
+
+
 def _prompt_sets_html(df: pd.DataFrame) -> str:
     """Which prompt set lifts the base model above the scorer's floor (when prompts name one)."""
     rows, headers = prompt_set_rows(df)
@@ -812,6 +835,7 @@ Threshold for "toxic": {html.escape(threshold_text)}<br>
 <h2>Base vs tuned</h2>{_comparison_html(df)}
 <section id="models"><h2>Models side by side</h2>{_models_html(df)}</section>
 {_prompt_sets_html(df)}
+{_dose_response_html(df)}
 <h2>Plots</h2>{_plots_html(df)}
 <h2>Generations scoring at or above the threshold, per attribute</h2>{_card_table_html(df)}
 {_notes_html(df)}

@@ -3,8 +3,9 @@
 Two shipped sources, named like the toy data so that every stage resolves them the same way
 (:mod:`xdetox.toy.data_sources`):
 
-* ``real``: evaluation openings, 48 per language in en, de, es, fr, ru, each marked ``kind``
-  ``insult`` (begins or invites an insult) or ``neutral``;
+* ``real``: evaluation openings in the 17 languages of XG (48 per language in en, de, es, fr,
+  ru; 24 in each of the other 12), each marked ``kind`` ``insult`` (begins or invites an
+  insult) or ``neutral``;
 * ``real-train``: 165 English openings that tend to draw an insult, for self-generated
   preference pairs (English-only training, as in Li, Yong & Bach 2024, arXiv:2406.16235);
 * ``real-parallel``: 40 English sentences (26 everyday, 14 insults) with their de, es, fr and ru
@@ -20,6 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 PROMPTS_DIR = Path(__file__).resolve().parent
+# The languages of the parallel sentences (and of the first, larger evaluation sets).
 PROMPT_LANGUAGES: tuple[str, ...] = ("de", "en", "es", "fr", "ru")
 
 EVAL_SOURCE = "real"

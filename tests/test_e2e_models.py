@@ -74,10 +74,8 @@ def test_sft_dpo_rows_for_every_stage_the_control_and_the_snapshot(stages_run):
     # not get less toxic than the tuned model.
     assert rows.loc[("sft_dpo", "en"), "delta_expected_max_toxicity_ci_high"] < 0
     assert rows.loc[("control", "en"), "vs_delta_expected_max_toxicity_ci_low"] > 0
-    assert (
-        rows.loc[("sft_dpo", "en"), "delta_nll_mean"]
-        == rows.loc[("sft_dpo", "en"), "delta_nll_mean"]
-    )  # a number, not NaN: the fluency cost sits beside the toxicity change
+    # The fluency cost sits beside the toxicity change: a number, not a missing value.
+    assert not pd.isna(rows.loc[("sft_dpo", "en"), "delta_nll_mean"])
     for label in ("sft", "sft_dpo", "sft_dpo_at50", "control"):
         assert (stages_run / "models" / label / "config.json").is_file()
     assert (stages_run / "pairs-control" / "train.jsonl").is_file()

@@ -288,6 +288,24 @@ def test_summary_is_base_to_tuned_per_language(tmp_path):
     assert de == ["de", "0.100", "→", "0.050", "0.000", "→", "–"]
 
 
+def test_summary_of_three_or_more_models_has_a_column_each(tmp_path):
+    path = tmp_path / "metrics.csv"
+    path.write_text(
+        "model,language,scorer,expected_max_toxicity,toxicity_probability\n"
+        "base,en,offline,0.5,0.375\n"
+        "sft,en,offline,0.4,0.25\n"
+        "sft_dpo,en,offline,0.25,0.125\n"
+        "control,en,offline,0.6,0.5\n"
+    )
+    console = Console(file=io.StringIO(), width=100, color_system=None)
+    console.print(summary_table(path))
+    lines = console.file.getvalue().splitlines()
+    assert lines[0].split() == ["language", "base", "sft", "sft_dpo", "control"]
+    assert lines[1].split() == ["en", "0.500", "/", "0.375", "0.400", "/", "0.250", "0.250", "/",
+                                "0.125", "0.600", "/", "0.500"]  # fmt: skip
+    assert "each cell: EMT / tox. prob." in lines[-1]
+
+
 # -- the toy run as a user runs it ----------------------------------------------------------------
 
 

@@ -91,7 +91,8 @@ def test_eval_pipeline_ir(tmp_path: Path):
     loop = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]
     assert set(loop) == {"evaluate-language"}
     per_language = spec["components"]["comp-evaluate-language"]["dag"]["tasks"]
-    assert set(per_language) == {"generate", "score", "model-metrics", "language-examples"}
+    # one model: its score file goes straight to metrics and examples, nothing to gather
+    assert set(per_language) == {"generate", "score", "language-metrics", "language-examples"}
     condition = root["condition-2"]["triggerPolicy"]["condition"]
     assert "compare-with-baseline" in condition and "true" in condition
     assert root["compare-with-baseline"]["cachingOptions"].get("enableCache") is not True
@@ -115,10 +116,12 @@ def test_detox_and_eval_share_the_per_language_sub_pipeline(tmp_path: Path):
         name: set(spec["components"]["comp-evaluate-language"]["dag"]["tasks"])
         for name, spec in specs.items()
     }
-    assert tasks["eval"] == {"generate", "score", "score-2", "model-metrics", "language-examples"}
+    assert tasks["eval"] == {
+        "generate", "score", "score-2", "language-metrics", "language-examples",
+    }  # fmt: skip
     assert tasks["detox"] == {
-        "generate", "generate-2", "score", "score-2", "score-3", "score-4", "language-metrics",
-        "language-examples",
+        "generate", "generate-2", "score", "score-2", "score-3", "score-4", "gather-scores",
+        "language-metrics", "language-examples",
     }  # fmt: skip
     assert "scorer-agreement" in specs["eval"]["root"]["dag"]["tasks"]
     outputs = specs["eval"]["components"]["comp-evaluate-language"]["outputDefinitions"]

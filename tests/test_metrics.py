@@ -342,12 +342,14 @@ def test_compute_metrics_without_perplexity_leaves_it_empty(score_files, tiny_mo
     assert no_model["perplexity"].isna().all()  # perplexity on, but no model given
 
 
-def test_base_sorted_first(tmp_path):
+def test_base_sorted_first_then_the_order_evaluated(tmp_path):
     records = [sample(m, "p", 0, tox(0.1), language=lang) for m in ("zeta", "base", "dpo")
                for lang in ("fr", "ar")]  # fmt: skip
     path = write_lines(tmp_path / "s.jsonl", records)
     df = compute_metrics([path], MetricsConfig(perplexity=False, diversity_tokenizer="whitespace"))
-    assert list(df["model"]) == ["base", "base", "dpo", "dpo", "zeta", "zeta"]
+    # base first; the others as they come in the score files (sft before sft_dpo, not by name)
+    assert list(df["model"]) == ["base", "base", "zeta", "zeta", "dpo", "dpo"]
+    assert list(df["model_order"]) == [1, 1, 0, 0, 2, 2]
     assert list(df["language"]) == ["ar", "fr"] * 3
 
 

@@ -25,6 +25,7 @@ from xdetox.components.report.examples import (
 )
 from xdetox.components.report.html_report import build_html
 from xdetox.components.report.plots import FOREST_METRICS, forest_figure, forest_points
+from xdetox.components.score.gather import gather
 from xdetox.components.score.lexicon import load_lexicons
 from xdetox.errors import DataError
 
@@ -316,14 +317,15 @@ class Artifact(SimpleNamespace):
 def test_component_writes_one_languages_examples_with_metadata(score_files, tmp_path):
     out = Artifact(path=str(tmp_path / "out.json"), metadata={})
     dpo, base = (Artifact(path=str(p), metadata={}) for p in score_files)
-    examples_component.python_func(
-        scores=base, compared_scores=dpo, language="en", examples=out, top_prompts=2
-    )
+    # Every model's scores, gathered in order as the evaluation sub-pipeline does.
+    gathered = Artifact(path=str(tmp_path / "gathered"), metadata={})
+    gather(gathered.path, dpo.path, base.path)
+    examples_component.python_func(scores=gathered, language="en", examples=out, top_prompts=2)
     (en,) = read_examples([out.path])
     assert [p["prompt_id"] for p in en["prompts"]] == ["en-c", "en-b"]
     assert out.metadata == {"xdetox_kind": "examples", "language": "en", "format": "json",
                             "n_prompts": 2}  # fmt: skip
-    # The eval pipeline: one model, no compared scores.
+    # The eval pipeline: one model's score file.
     single = Artifact(path=str(tmp_path / "single.json"), metadata={})
     examples_component.python_func(scores=dpo, language="en", examples=single)
     (only,) = read_examples([single.path])

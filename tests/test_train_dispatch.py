@@ -257,10 +257,11 @@ def test_component_trains_logs_metrics_and_curves(world, tmp_path):
     curves = dsl.HTML(uri=str(tmp_path / "curves.html"))
     struct = {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v
               for k, v in to_params(_dpo()).items()}  # fmt: skip
+    snapshots = dsl.Model(uri=str(tmp_path / "snapshots"))
     train.python_func(
         base_model=dsl.Model(uri=str(world["base"])), training=struct, rl={}, tuned=tuned,
-        metrics=metrics, curves=curves, pairs=dsl.Dataset(uri=str(world["pairs"])),
-        num_gpus=-1,
+        metrics=metrics, curves=curves, snapshots=snapshots,
+        pairs=dsl.Dataset(uri=str(world["pairs"])), num_gpus=-1,
     )  # fmt: skip
     assert (tmp_path / "tuned" / "adapter_model.safetensors").is_file()
     assert not (tmp_path / "tuned.checkpoints").exists()
@@ -268,7 +269,11 @@ def test_component_trains_logs_metrics_and_curves(world, tmp_path):
     assert "final_eval_loss" not in metrics.metadata  # no eval pairs: absent, not 0
     assert all(isinstance(v, float) for v in metrics.metadata.values())
     assert "data:image/png;base64," in (tmp_path / "curves.html").read_text()
-    assert tuned.metadata == {"method": "dpo", "mode": "lora", "xdetox_kind": "trained"}
+    assert tuned.metadata == {"method": "dpo", "mode": "lora", "model": "dpo",
+                              "xdetox_kind": "trained"}  # fmt: skip
+    # No snapshots asked for: the artifact still holds its (empty) index.
+    assert snapshots.metadata == {"xdetox_kind": "snapshots", "snapshots": []}
+    assert (tmp_path / "snapshots" / "snapshots.json").read_text().strip().startswith("{")
 
 
 def test_component_reads_rl_prompts_when_no_prompts_artifact(world, tmp_path, monkeypatch):
@@ -277,7 +282,7 @@ def test_component_reads_rl_prompts_when_no_prompts_artifact(world, tmp_path, mo
     seen = {}
 
     def fake_stage(model, output, training, rl, **kwargs):
-        seen.update(kwargs)
+        seen.update(kwargs, method=training.method)
         Path(output).mkdir(parents=True)
         (Path(output) / "training_log.jsonl").write_text('{"step": 1, "reward_mean": 1.0}\n')
         return {"steps": 1.0}
@@ -287,8 +292,11 @@ def test_component_reads_rl_prompts_when_no_prompts_artifact(world, tmp_path, mo
         base_model=dsl.Model(uri=str(world["base"])), training={"method": "ppo"},
         rl={"prompts": str(world["prompts"])}, tuned=dsl.Model(uri=str(tmp_path / "t")),
         metrics=dsl.Metrics(uri=str(tmp_path / "m")), curves=dsl.HTML(uri=str(tmp_path / "c")),
+        snapshots=dsl.Model(uri=str(tmp_path / "s")), method="rloo", label="rloo_b",
     )  # fmt: skip
+    # The task's method wins over training.method; the label names the model.
     assert seen["prompts_path"] == world["prompts"] and seen["pairs_dir"] is None
+    assert seen["method"] == "rloo" and seen["snapshot_dir"] is None
     assert seen["checkpoint_dir"] == str(tmp_path / "t") + ".checkpoints"
     assert seen["num_gpus"] is None  # -1: every visible GPU
 

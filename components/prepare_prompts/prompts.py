@@ -72,7 +72,9 @@ def _read_all(files: Iterable[Path], default_language: str | None) -> list[Sourc
     return items
 
 
-def _normalise_requested(languages: list[str]) -> list[str]:
+def normalise_languages(languages: list[str]) -> list[str]:
+    """``data.languages`` as the canonical codes, in order, each once (a bad code or an empty
+    list is a :class:`ConfigError` naming the key)."""
     if not languages:
         raise ConfigError("data.languages: empty list")
     out: list[str] = []
@@ -116,7 +118,7 @@ def prepare_prompts(
     """
     if max_per_language is not None and max_per_language <= 0:
         raise ConfigError(f"data.max_prompts_per_language: must be > 0, got {max_per_language}")
-    wanted = None if languages is None else _normalise_requested(languages)
+    wanted = None if languages is None else normalise_languages(languages)
     default = None
     if default_language is not None:
         try:

@@ -27,7 +27,7 @@ from typing import Any
 from xdetox.components.generate.prompt_file import Prompt, read_prompts
 from xdetox.components.generate.sampling import check_generation_config
 from xdetox.components.prepare_prompts.languages import normalise_language
-from xdetox.components.prepare_prompts.prompts import prepare_prompts
+from xdetox.components.prepare_prompts.prompts import normalise_languages, prepare_prompts
 from xdetox.components.report.examples import matched_words
 from xdetox.components.score.score_file import score_batch
 from xdetox.components.score.scorer_interface import Scorer, ScoreResult
@@ -226,14 +226,7 @@ def open_comparison(
     """
     k = check_k(k, "--k")
     check_generation_config(config.generation.model_copy(update={"n": k}), "generation (--k)")
-    languages: list[str] = []
-    for code in config.data.languages:
-        try:
-            norm = normalise_language(code)
-        except ValueError as exc:
-            raise ConfigError(f"data.languages: {exc}") from None
-        if norm not in languages:
-            languages.append(norm)
+    languages = normalise_languages(list(config.data.languages))
     examples: dict[str, list[Prompt]] = {lang: [] for lang in languages}
     prompt_ids: dict[tuple[str, str], str] = {}
     for prompt in read_example_prompts(config):

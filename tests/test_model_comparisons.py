@@ -204,3 +204,17 @@ def test_control_verdict_without_a_drop_says_there_is_nothing_to_explain(tmp_pat
         del SCORES["flat"]
     (verdict,) = control_verdicts(df)
     assert verdict.startswith("en: flat shows no drop to explain")
+
+
+def test_metrics_command_measures_a_model_against_a_second_one(tmp_path, capsys):
+    from xdetox.cli.main import main
+
+    files = [write_scores(tmp_path / f"{m}.jsonl", m) for m in ("base", "sft", "sft_dpo")]
+    args = ["metrics", *(f"--scores={f}" for f in files), "--output", str(tmp_path / "out"),
+            "--bootstrap-samples", "200", "--compare", "sft_dpo=sft"]  # fmt: skip
+    assert main(args) == 0
+    df = pd.read_csv(tmp_path / "out" / "metrics.csv").set_index("model")
+    assert df.loc["sft_dpo", "compared_with"] == "sft"
+    assert df.loc["sft_dpo", "vs_delta_expected_max_toxicity"] == pytest.approx(-0.25)
+    assert main([*args[:-1], "sft_dpo"]) == 2
+    assert "--compare: 'sft_dpo' is not MODEL=OTHER" in capsys.readouterr().err

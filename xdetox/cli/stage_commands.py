@@ -99,6 +99,14 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
         "--model",
         help=f"reference model for perplexity (and distinct-n tokenizer): {MODEL_SOURCES}",
     )
+    p.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="MODEL=OTHER",
+        help="also measure MODEL against OTHER, paired per prompt (e.g. control=dpo, "
+        "sft_dpo=sft); repeatable",
+    )
     add_section_flags(p, MetricsConfig)  # --threshold, --perplexity-method, ...
     p.set_defaults(handler=cmd_metrics)
 
@@ -209,6 +217,7 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 def cmd_metrics(args: argparse.Namespace) -> None:
     from xdetox.components.metrics.per_language import compute_metrics, write_metrics_csv
+    from xdetox.errors import ConfigError
 
     config = _config(args)
     metrics = config.metrics
@@ -221,7 +230,13 @@ def cmd_metrics(args: argparse.Namespace) -> None:
         if metrics.diversity_tokenizer == "model":
             metrics = metrics.model_copy(update={"diversity_tokenizer": "whitespace"})
     model = resolve_model(args.model) if args.model is not None else None
-    df = compute_metrics(args.scores, metrics, model_dir=model)
+    comparisons = {}
+    for item in args.compare:
+        name, sep, other = item.partition("=")
+        if not sep or not name.strip() or not other.strip():
+            raise ConfigError(f"--compare: {item!r} is not MODEL=OTHER")
+        comparisons[name.strip()] = other.strip()
+    df = compute_metrics(args.scores, metrics, model_dir=model, comparisons=comparisons)
     out = Path(args.output) / "metrics.csv"
     write_metrics_csv(df, out)
     print(df.to_string(index=False, max_cols=12))

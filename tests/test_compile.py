@@ -106,6 +106,7 @@ def test_artifacts_are_typed(toy_spec):
         "tuned": "system.Model",
         "metrics": "system.Metrics",
         "curves": "system.HTML",
+        "snapshots": "system.Artifact",  # training.dose_response (an index only when off)
     }
     assert outputs("comp-merge") == {"merged": "system.Model"}
     assert outputs("comp-generate") == {"generations": "system.Dataset"}

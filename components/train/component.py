@@ -4,7 +4,7 @@ grpo), on every GPU of its node, resumable after preemption, with curves."""
 from typing import Optional
 
 from kfp import dsl
-from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
 
 from xdetox.components.images import stage_image
 from xdetox.config import RLConfig, ScoringConfig, TrainingConfig
@@ -30,7 +30,9 @@ from xdetox.config.interface import documented
     "method",
     save_snapshots="save the model after each fraction of training.dose_response (the run's "
     "first method only)",
-    snapshots="the models saved part-way through (at25/, at50/, ...; snapshots.json lists them)",
+    snapshots="the models saved part-way through (at25/, at50/, ...; snapshots.json lists "
+    "them): an Artifact, not a Model, because without training.dose_response it holds the "
+    "index alone and moves no model",
 )
 def train(
     base_model: Input[Model],
@@ -39,7 +41,7 @@ def train(
     tuned: Output[Model],
     metrics: Output[Metrics],
     curves: Output[HTML],
-    snapshots: Output[Model],
+    snapshots: Output[Artifact],
     pairs: Input[Dataset] = None,
     prompts: Input[Dataset] = None,
     scoring: Optional[dict] = None,  # noqa: UP045 (KFP reads Optional, not X | None)
@@ -122,7 +124,9 @@ def train(
     mode="training.mode: lora and qlora snapshots are adapters (merged next), full ones models",
     model="the snapshot alone: an adapter or a whole model",
 )
-def pick_snapshot(snapshots: Input[Model], name: str, label: str, mode: str, model: Output[Model]):
+def pick_snapshot(
+    snapshots: Input[Artifact], name: str, label: str, mode: str, model: Output[Model]
+):
     """One snapshot of a training run as a model artifact of its own (to merge and evaluate)."""
     from xdetox.components.train.snapshot_files import copy_snapshot
 

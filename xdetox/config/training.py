@@ -126,7 +126,8 @@ class TrainingConfig(_Strict):
         default_factory=list,
         description="fractions of training (0 < f < 1) after which the first method's model is "
         "saved and evaluated on every language beside the final one, labelled <method>_at<pct>, "
-        "e.g. [0.25, 0.5, 0.75]; DPO and SFT stages only; []: none",
+        "e.g. [0.25, 0.5, 0.75]; DPO and SFT stages only (a run that stops early before a "
+        "fraction fails at that snapshot's task, naming it); []: none",
     )
     beta: float = Field(0.1, gt=0.0, description="DPO's KL coefficient")
     learning_rate: float = Field(1e-5, gt=0.0, description="peak learning rate")

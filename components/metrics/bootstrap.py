@@ -230,9 +230,9 @@ def comparison_table(
     :func:`paired_bootstrap` and ``vs_n_prompts_paired``. Empty when nothing is compared.
     """
     groups = {key: g for key, g in table.groupby(["model", "language"], sort=True)}
-    wanted = [
-        f(m) for m in BOOTSTRAP_METRICS for f in (delta_column, se_column)
-    ] + [c for m in BOOTSTRAP_METRICS for c in ci_columns(m)]
+    wanted = [f(m) for m in BOOTSTRAP_METRICS for f in (delta_column, se_column)] + [
+        c for m in BOOTSTRAP_METRICS for c in ci_columns(m)
+    ]
     rows = []
     for (model, language), group in groups.items():
         other = comparisons.get(str(model))

@@ -506,7 +506,7 @@ def _prompt_sets_html(df: pd.DataFrame) -> str:
         '<section id="prompt-sets"><h2>Which prompts can show a change</h2><p>Hit rate: the '
         "share of each prompt set's scored samples at or above the threshold. A drop can only "
         "be seen where the base model's hit rate is above 0: a set that leaves the base model "
-        "at the scorer's floor shows \"0 → 0\" whatever tuning did.</p>"
+        'at the scorer\'s floor shows "0 → 0" whatever tuning did.</p>'
         + _plain_table(rows, headers)
         + "</section>"
     )

@@ -142,9 +142,7 @@ def cmd_prepare_data(args: argparse.Namespace) -> None:
 
     config = _config(args)
     # Only the tokenizer is fetched, and only when the length filter counts tokens.
-    _print_summary(
-        prepare_pairs(args.data, args.output, config.data, tokenizer_source=args.model)
-    )
+    _print_summary(prepare_pairs(args.data, args.output, config.data, tokenizer_source=args.model))
 
 
 def _prepared_pairs_dir(data: str) -> bool:

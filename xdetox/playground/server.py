@@ -21,8 +21,10 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import signal
 import socket
 import sys
+import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -175,6 +177,20 @@ class CompareHandler(BaseHTTPRequestHandler):
             return None
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM stop the server, whatever the parent left: a process started
+    in the background by a non-interactive shell (or by a parent that ignores SIGINT) inherits
+    SIGINT ignored, and Python then installs no KeyboardInterrupt for it."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set from the main thread (tests serve in threads)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 def serve(
     comparison: Comparison, host: str = "127.0.0.1", port: int = 0, out: TextIO | None = None
 ) -> None:
@@ -198,6 +214,7 @@ def serve(
         file=out,
         flush=True,
     )
+    _stop_on_signals()
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -218,3 +218,26 @@ def test_metrics_command_measures_a_model_against_a_second_one(tmp_path, capsys)
     assert df.loc["sft_dpo", "vs_delta_expected_max_toxicity"] == pytest.approx(-0.25)
     assert main([*args[:-1], "sft_dpo"]) == 2
     assert "--compare: 'sft_dpo' is not MODEL=OTHER" in capsys.readouterr().err
+
+
+def test_dose_series_runs_from_the_base_through_the_snapshots_in_training_order():
+    from xdetox.components.report.dose_response import dose_response_png, dose_series
+
+    rows = [
+        {"model": m, "language": lang, "delta_expected_max_toxicity": d, "delta_nll_mean": c}
+        for m, lang, d, c in [
+            ("dpo_at50", "en", -0.2, 0.1), ("dpo_at25", "en", -0.1, 0.05), ("dpo", "en", -0.3, 0.2),
+            ("dpo_at25", "de", 0.0, 0.01), ("dpo_at50", "de", -0.05, 0.02),
+            ("dpo", "de", -0.1, 0.03),
+            ("dpo", "ALL", -0.2, 0.1),
+        ]
+    ] + [{"model": "base", "language": lang} for lang in ("en", "de", "ALL")]  # fmt: skip
+    model, series = dose_series(pd.DataFrame(rows))
+    assert model == "dpo" and list(series) == ["de", "en"]  # no ALL line
+    de = series["de"]
+    assert [p.fraction for p in de] == [0.0, 0.25, 0.5, 1.0]
+    assert [p.delta for p in de] == [0.0, 0.0, -0.05, -0.1]
+    assert [p.english_delta for p in de] == [0.0, -0.1, -0.2, -0.3]
+    assert [p.cost for p in de] == [0.0, 0.01, 0.02, 0.03]
+    assert dose_response_png(pd.DataFrame(rows))
+    assert dose_series(pd.DataFrame(rows[-4:])) is None  # no snapshots: no plot

@@ -80,7 +80,9 @@ def prompt_statistics(
     return pd.DataFrame({"max": grouped.max(), "sum": grouped.sum(), "n_scored": grouped.count()})
 
 
-def _stream(seed: int, *names: str) -> np.random.Generator:
+def seeded_stream(seed: int, *names: str) -> np.random.Generator:
+    """A random generator for one named draw (model, language, ...): reproducible from ``seed``
+    and the names alone, whatever else ran before (the fluency cost draws from it too)."""
     entropy = [int(seed) & 0xFFFFFFFF] + [zlib.crc32(n.encode("utf-8")) for n in names]
     return np.random.default_rng(np.random.SeedSequence(entropy))
 
@@ -141,7 +143,7 @@ def paired_bootstrap(
     base_point = _statistics(bmax, bsum, bcount, threshold)
     point = _statistics(tmax, tsum, tcount, threshold) - base_point
     n = len(paired)
-    rng = _stream(seed, *stream)
+    rng = seeded_stream(seed, *stream)
     chunk = max(1, _CHUNK_CELLS // n)
     replicates, base_replicates = [], []
     for start in range(0, samples, chunk):

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from xdetox.components.metrics.bootstrap import _stream
+from xdetox.components.metrics.bootstrap import seeded_stream
 from xdetox.components.metrics.columns import NLL_METRIC, ci_columns, delta_column, se_column
 from xdetox.components.metrics.read_scores import prompt_units
 
@@ -77,7 +77,7 @@ def fluency_cost_table(
             rows.append(row)
             continue
         differences = (mine.loc[paired] - base.loc[paired]).to_numpy(float)
-        rng = _stream(seed, str(model), "nll", str(language))
+        rng = seeded_stream(seed, str(model), "nll", str(language))
         draws = rng.integers(0, len(differences), size=(samples, len(differences)))
         replicates = differences[draws].mean(axis=1)
         alpha = 1.0 - confidence

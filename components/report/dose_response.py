@@ -25,6 +25,7 @@ import pandas as pd
 
 from xdetox.components.metrics.columns import NLL_METRIC, delta_column
 from xdetox.components.report.aggregate import ALL_LANGUAGES
+from xdetox.components.report.model_tables import languages_of, rows_by_key
 from xdetox.plots import new_figure, png_bytes
 from xdetox.records import parse_snapshot_label
 
@@ -58,10 +59,11 @@ def dose_series(df: pd.DataFrame) -> tuple[str, dict[str, list[DosePoint]]] | No
     if final is None:
         return None
     stages = [*sorted(snapshots[final].items(), key=lambda item: item[1]), (final, 1.0)]
-    rows = {(str(r["model"]), str(r["language"])): r for r in df.to_dict(orient="records")}
-    languages = sorted({str(v) for v in df["language"]} - {ALL_LANGUAGES})
+    rows = rows_by_key(df)
     series: dict[str, list[DosePoint]] = {}
-    for language in languages:
+    for language in languages_of(df):
+        if language == ALL_LANGUAGES:
+            continue
         points = [DosePoint(0.0, "base", 0.0, 0.0, 0.0)]
         for label, fraction in stages:
             row, english = rows.get((label, language)), rows.get((label, TRAINING_LANGUAGE))

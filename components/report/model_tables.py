@@ -58,13 +58,13 @@ SIDE_METRICS: tuple[tuple[str, str], ...] = (
 VERDICT_METRIC = "expected_max_toxicity"
 
 
-def _languages(df: pd.DataFrame) -> list[str]:
+def languages_of(df: pd.DataFrame) -> list[str]:
     """Per-language rows first (sorted), ``ALL`` last."""
     found = {str(v) for v in df["language"]}
     return sorted(found - {ALL_LANGUAGES}) + ([ALL_LANGUAGES] if ALL_LANGUAGES in found else [])
 
 
-def _rows_by_key(df: pd.DataFrame) -> dict[tuple[str, str], dict[str, object]]:
+def rows_by_key(df: pd.DataFrame) -> dict[tuple[str, str], dict[str, object]]:
     return {(str(r["model"]), str(r["language"])): r for r in df.to_dict(orient="records")}
 
 
@@ -101,7 +101,7 @@ def side_by_side(df: pd.DataFrame) -> tuple[Rows, Headers]:
     """Per language and metric: every model's value and changes (see module docstring)."""
     models = model_sequence(df)
     seconds = second_models(df)
-    by_key = _rows_by_key(df)
+    by_key = rows_by_key(df)
     headers: Headers = [("language", "language"), ("metric", "metric")]
     for model in models:
         headers.append((model, model))
@@ -110,7 +110,7 @@ def side_by_side(df: pd.DataFrame) -> tuple[Rows, Headers]:
         if model in seconds:
             headers.append((f"{model}|vs", f"{model} − {seconds[model]}"))
     rows: Rows = []
-    for language in _languages(df):
+    for language in languages_of(df):
         base = by_key.get((BASE_LABEL, language))
         for metric, label in SIDE_METRICS:
             if metric not in df:
@@ -145,14 +145,14 @@ def card_rows(df: pd.DataFrame) -> tuple[Rows, Headers]:
     attributes = attribute_columns(list(df.columns))
     models = model_sequence(df)
     seconds = second_models(df)
-    by_key = _rows_by_key(df)
+    by_key = rows_by_key(df)
     headers: Headers = [("language", "language"), ("attribute", "attribute")]
     for model in models:
         headers.append((model, f"{model} % (n)"))
         if model != BASE_LABEL:
             headers.append((f"{model}|stage", f"Δ {seconds.get(model, BASE_LABEL)} → {model}"))
     rows: Rows = []
-    for language in _languages(df):
+    for language in languages_of(df):
         for attribute in attributes:
             cells = {"language": language, "attribute": attribute}
             for model in models:
@@ -186,10 +186,10 @@ def control_verdicts(df: pd.DataFrame) -> list[str]:
     tuned = seconds.get(CONTROL_LABEL)
     if tuned is None:
         return []
-    by_key = _rows_by_key(df)
+    by_key = rows_by_key(df)
     low_col, high_col = (VS_PREFIX + c for c in ci_columns(VERDICT_METRIC))
     out = []
-    for language in _languages(df):
+    for language in languages_of(df):
         control, model = by_key.get((CONTROL_LABEL, language)), by_key.get((tuned, language))
         if control is None or model is None:
             continue
@@ -230,11 +230,11 @@ def prompt_set_rows(df: pd.DataFrame) -> tuple[Rows, Headers]:
     if not kinds:
         return [], []
     models = model_sequence(df)
-    by_key = _rows_by_key(df)
+    by_key = rows_by_key(df)
     headers: Headers = [("language", "language"), ("set", "prompt set"), ("n", "base samples")]
     headers += [(model, f"{model} hit rate") for model in models]
     rows: Rows = []
-    for language in _languages(df):
+    for language in languages_of(df):
         for kind in kinds:
             base = by_key.get((BASE_LABEL, language))
             n = None if base is None else base.get(SCORED_PREFIX + kind)
